@@ -1,0 +1,226 @@
+-- qledger schema, version 1. The whole data model.
+--
+-- Every table below except those named derived_* is a LEDGER TABLE: one row
+-- per appended entry. All ledger tables share ONE global, gap-free sequence
+-- (`seq`, the rowid): entry n lives in exactly one of them. Each row carries
+-- `hash` = SHA-256(hash of entry n-1 || canonical bytes of entry n), with the
+-- canonical bytes built from the row's own columns (see README, "Canonical
+-- encoding"). Triggers refuse UPDATE and DELETE on every ledger table,
+-- whatever client opens the file.
+--
+-- Types: tables are STRICT. Money is INTEGER in ten-thousandths of a dollar
+-- (column names end in _usd_e4), ratios are exact decimal TEXT ('0.5'),
+-- dates are TEXT 'YYYY-MM-DD', booleans INTEGER 0/1. Nothing is REAL.
+
+PRAGMA application_id = 1363953490; -- 0x514C4752, 'QLGR'
+PRAGMA user_version = 1;
+
+-- Entry 1: the ledger's settings, fixed at init.
+CREATE TABLE ledger_settings (
+    seq                 INTEGER PRIMARY KEY,
+    schema_version      INTEGER NOT NULL,
+    period_kind         TEXT    NOT NULL CHECK (period_kind IN ('month', 'quarter')),
+    restricted_markets  TEXT    NOT NULL,          -- comma-separated, e.g. 'CN,HK,MO'
+    created_on          TEXT    NOT NULL,          -- the as-of date of init
+    hash                BLOB    NOT NULL
+) STRICT;
+
+-- Effective-dated policy versions, one chip each (SPEC 3.1).
+CREATE TABLE policy_version (
+    seq                         INTEGER PRIMARY KEY,
+    chip                        TEXT    NOT NULL,
+    effective_from              TEXT    NOT NULL,
+    restricted_allowed          INTEGER NOT NULL CHECK (restricted_allowed IN (0, 1)),
+    cap_ratio                   TEXT,              -- NULL: no cap
+    cap_window                  TEXT    CHECK (cap_window IN ('period', 'cumulative')),
+    remittance_rate             TEXT    NOT NULL,
+    lab_test_required           INTEGER NOT NULL CHECK (lab_test_required IN (0, 1)),
+    customer_approval_required  INTEGER NOT NULL CHECK (customer_approval_required IN (0, 1)),
+    source                      TEXT    NOT NULL,
+    hash                        BLOB    NOT NULL,
+    UNIQUE (chip, effective_from),
+    CHECK ((cap_ratio IS NULL) = (cap_window IS NULL))
+) STRICT;
+
+-- Customer approvals and revocations (SPEC 3.2).
+CREATE TABLE customer_event (
+    seq             INTEGER PRIMARY KEY,
+    customer_id     TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    country         TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('approved', 'revoked')),
+    effective_date  TEXT    NOT NULL,
+    reference       TEXT    NOT NULL,              -- may be ''
+    hash            BLOB    NOT NULL,
+    UNIQUE (customer_id, effective_date)
+) STRICT;
+
+-- Third-party lab results per lot (SPEC 3.3).
+CREATE TABLE lot_event (
+    seq             INTEGER PRIMARY KEY,
+    lot_id          TEXT    NOT NULL,
+    chip            TEXT    NOT NULL,
+    units           INTEGER NOT NULL CHECK (units BETWEEN 1 AND 1000000000),
+    lab             TEXT    NOT NULL,
+    certificate_id  TEXT    NOT NULL,
+    result          TEXT    NOT NULL CHECK (result IN ('pass', 'fail', 'revoked')),
+    effective_date  TEXT    NOT NULL,
+    hash            BLOB    NOT NULL,
+    UNIQUE (lot_id, effective_date)
+) STRICT;
+
+-- Sales and returns (SPEC 3.4, 3.5, 4). A return stores its sale's price
+-- and lot, so every figure can be computed from this row alone.
+CREATE TABLE sale (
+    seq                 INTEGER PRIMARY KEY,
+    record_id           TEXT    NOT NULL UNIQUE,
+    kind                TEXT    NOT NULL CHECK (kind IN ('sale', 'return')),
+    sale_date           TEXT    NOT NULL,
+    chip                TEXT    NOT NULL,
+    market              TEXT    NOT NULL,
+    customer_id         TEXT,
+    units               INTEGER NOT NULL CHECK (units BETWEEN 1 AND 1000000000),
+    unit_price_usd_e4   INTEGER NOT NULL CHECK (unit_price_usd_e4 BETWEEN 0 AND 10000000000000),
+    lot_id              TEXT,
+    order_ref           TEXT,
+    reverses            TEXT,                      -- record_id of the sale a return reverses
+    accepted_rules      TEXT,                      -- e.g. 'cap,lot' for --accept-violations
+    accepted_reason     TEXT,
+    hash                BLOB    NOT NULL,
+    CHECK ((kind = 'return') = (reverses IS NOT NULL)),
+    CHECK ((accepted_rules IS NULL) = (accepted_reason IS NULL))
+) STRICT;
+
+-- Quota holds made by `reserve` (SPEC 3.6).
+CREATE TABLE hold (
+    seq             INTEGER PRIMARY KEY,
+    order_ref       TEXT    NOT NULL,
+    chip            TEXT    NOT NULL,
+    market          TEXT    NOT NULL,
+    customer_id     TEXT,
+    lot_id          TEXT,
+    units           INTEGER NOT NULL CHECK (units BETWEEN 1 AND 1000000000),
+    planned_date    TEXT    NOT NULL,
+    reserved_on     TEXT    NOT NULL,              -- the as-of date of reserve
+    expires_on      TEXT    NOT NULL,
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- Early ends of holds made by `release`.
+CREATE TABLE hold_release (
+    seq             INTEGER PRIMARY KEY,
+    hold_seq        INTEGER NOT NULL,
+    order_ref       TEXT    NOT NULL,
+    released_units  INTEGER NOT NULL,
+    released_on     TEXT    NOT NULL,
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- Remittance payments recorded with `remit` (SPEC 3.7).
+CREATE TABLE remittance_payment (
+    seq             INTEGER PRIMARY KEY,
+    period          TEXT    NOT NULL,
+    amount_usd_e4   INTEGER NOT NULL CHECK (amount_usd_e4 > 0),
+    paid_on         TEXT    NOT NULL,
+    reference       TEXT    NOT NULL,
+    recorded_on     TEXT    NOT NULL,
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- Sealed periods (SPEC 3.8): the figures as the report showed them, and
+-- the chain head (entries and hash) they were computed at.
+CREATE TABLE period_close (
+    seq             INTEGER PRIMARY KEY,
+    period          TEXT    NOT NULL UNIQUE,
+    closed_on       TEXT    NOT NULL,
+    figures         TEXT    NOT NULL,              -- canonical JSON
+    head_entries    INTEGER NOT NULL,
+    head_hash       TEXT    NOT NULL,              -- lower-case hex
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- One per import that inserted at least one entry: which file, exactly
+-- which bytes, and which entries it produced.
+CREATE TABLE import_batch (
+    seq             INTEGER PRIMARY KEY,
+    file_kind       TEXT    NOT NULL CHECK (file_kind IN ('sales', 'policy', 'customers', 'lots')),
+    file_name       TEXT    NOT NULL,
+    file_sha256     TEXT    NOT NULL,
+    row_count       INTEGER NOT NULL,
+    entries_from    INTEGER NOT NULL,
+    entries_to      INTEGER NOT NULL,
+    imported_on     TEXT    NOT NULL,
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- Lookup indexes for the rules.
+CREATE INDEX customer_event_by_id ON customer_event (customer_id, effective_date);
+CREATE INDEX lot_event_by_id ON lot_event (lot_id, effective_date);
+CREATE INDEX hold_by_order ON hold (order_ref);
+CREATE INDEX hold_release_by_hold ON hold_release (hold_seq);
+
+-- Append-only: no UPDATE or DELETE on any ledger table.
+CREATE TRIGGER ledger_settings_no_update BEFORE UPDATE ON ledger_settings BEGIN SELECT RAISE(ABORT, 'ledger_settings is append-only: corrections are new entries'); END;
+CREATE TRIGGER ledger_settings_no_delete BEFORE DELETE ON ledger_settings BEGIN SELECT RAISE(ABORT, 'ledger_settings is append-only: corrections are new entries'); END;
+CREATE TRIGGER policy_version_no_update BEFORE UPDATE ON policy_version BEGIN SELECT RAISE(ABORT, 'policy_version is append-only: corrections are new entries'); END;
+CREATE TRIGGER policy_version_no_delete BEFORE DELETE ON policy_version BEGIN SELECT RAISE(ABORT, 'policy_version is append-only: corrections are new entries'); END;
+CREATE TRIGGER customer_event_no_update BEFORE UPDATE ON customer_event BEGIN SELECT RAISE(ABORT, 'customer_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER customer_event_no_delete BEFORE DELETE ON customer_event BEGIN SELECT RAISE(ABORT, 'customer_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER lot_event_no_update BEFORE UPDATE ON lot_event BEGIN SELECT RAISE(ABORT, 'lot_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER lot_event_no_delete BEFORE DELETE ON lot_event BEGIN SELECT RAISE(ABORT, 'lot_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER sale_no_update BEFORE UPDATE ON sale BEGIN SELECT RAISE(ABORT, 'sale is append-only: corrections are new entries'); END;
+CREATE TRIGGER sale_no_delete BEFORE DELETE ON sale BEGIN SELECT RAISE(ABORT, 'sale is append-only: corrections are new entries'); END;
+CREATE TRIGGER hold_no_update BEFORE UPDATE ON hold BEGIN SELECT RAISE(ABORT, 'hold is append-only: corrections are new entries'); END;
+CREATE TRIGGER hold_no_delete BEFORE DELETE ON hold BEGIN SELECT RAISE(ABORT, 'hold is append-only: corrections are new entries'); END;
+CREATE TRIGGER hold_release_no_update BEFORE UPDATE ON hold_release BEGIN SELECT RAISE(ABORT, 'hold_release is append-only: corrections are new entries'); END;
+CREATE TRIGGER hold_release_no_delete BEFORE DELETE ON hold_release BEGIN SELECT RAISE(ABORT, 'hold_release is append-only: corrections are new entries'); END;
+CREATE TRIGGER remittance_payment_no_update BEFORE UPDATE ON remittance_payment BEGIN SELECT RAISE(ABORT, 'remittance_payment is append-only: corrections are new entries'); END;
+CREATE TRIGGER remittance_payment_no_delete BEFORE DELETE ON remittance_payment BEGIN SELECT RAISE(ABORT, 'remittance_payment is append-only: corrections are new entries'); END;
+CREATE TRIGGER period_close_no_update BEFORE UPDATE ON period_close BEGIN SELECT RAISE(ABORT, 'period_close is append-only: corrections are new entries'); END;
+CREATE TRIGGER period_close_no_delete BEFORE DELETE ON period_close BEGIN SELECT RAISE(ABORT, 'period_close is append-only: corrections are new entries'); END;
+CREATE TRIGGER import_batch_no_update BEFORE UPDATE ON import_batch BEGIN SELECT RAISE(ABORT, 'import_batch is append-only: corrections are new entries'); END;
+CREATE TRIGGER import_batch_no_delete BEFORE DELETE ON import_batch BEGIN SELECT RAISE(ABORT, 'import_batch is append-only: corrections are new entries'); END;
+
+-- Views for auditors (open the file in any SQLite client).
+
+-- Every entry of the chain, in order: which table holds it and its hash.
+CREATE VIEW ledger_entries AS
+          SELECT seq, 'ledger_settings'    AS kind, hash FROM ledger_settings
+UNION ALL SELECT seq, 'policy_version'     AS kind, hash FROM policy_version
+UNION ALL SELECT seq, 'customer_event'     AS kind, hash FROM customer_event
+UNION ALL SELECT seq, 'lot_event'          AS kind, hash FROM lot_event
+UNION ALL SELECT seq, 'sale'               AS kind, hash FROM sale
+UNION ALL SELECT seq, 'hold'               AS kind, hash FROM hold
+UNION ALL SELECT seq, 'hold_release'       AS kind, hash FROM hold_release
+UNION ALL SELECT seq, 'remittance_payment' AS kind, hash FROM remittance_payment
+UNION ALL SELECT seq, 'period_close'       AS kind, hash FROM period_close
+UNION ALL SELECT seq, 'import_batch'       AS kind, hash FROM import_batch
+ORDER BY seq;
+
+-- Each customer's state today (UTC): its latest event dated on or before today.
+CREATE VIEW customer_state_today AS
+SELECT e.customer_id, e.name, e.country, e.status, e.effective_date, e.reference, e.seq
+FROM customer_event AS e
+WHERE e.effective_date = (
+    SELECT max(x.effective_date) FROM customer_event AS x
+    WHERE x.customer_id = e.customer_id AND x.effective_date <= date('now'));
+
+-- Each lot's state today (UTC): cleared iff its latest event is 'pass';
+-- capacity is the units of its latest 'pass' event.
+CREATE VIEW lot_state_today AS
+SELECT e.lot_id, e.chip, e.result AS latest_result, e.effective_date AS latest_date,
+       (e.result = 'pass') AS cleared,
+       coalesce((SELECT p.units FROM lot_event AS p
+                 WHERE p.lot_id = e.lot_id AND p.result = 'pass' AND p.effective_date <= date('now')
+                 ORDER BY p.effective_date DESC LIMIT 1), 0) AS capacity_units
+FROM lot_event AS e
+WHERE e.effective_date = (
+    SELECT max(x.effective_date) FROM lot_event AS x
+    WHERE x.lot_id = e.lot_id AND x.effective_date <= date('now'));
+
+-- The policy version in force today (UTC) for each chip.
+CREATE VIEW policy_in_force_today AS
+SELECT v.* FROM policy_version AS v
+WHERE v.effective_from = (
+    SELECT max(x.effective_from) FROM policy_version AS x
+    WHERE x.chip = v.chip AND x.effective_from <= date('now'));

@@ -1,0 +1,765 @@
+//! A strict, streaming RFC 4180 reader and the table layer on top of it.
+//!
+//! Why not the `csv` crate for reading: it is lenient by design and never
+//! reports malformed CSV (an unclosed quote silently swallows the rest of
+//! the file, a stray quote becomes data). A compliance import must refuse
+//! such input with its line number, so this module does the lexing itself
+//! and reports every problem. (The `csv` crate still writes reject files.)
+//!
+//! Accepted: UTF-8 with an optional BOM, LF or CRLF (mixed) line endings,
+//! RFC 4180 quoting with doubled quotes, blank lines (skipped), spaces
+//! around a quoted field (fields are trimmed anyway), no final newline.
+//! Refused: unclosed quotes, quotes inside unquoted fields, text after a
+//! closing quote, bare CR line endings, UTF-16, records over 1 MiB.
+
+use crate::error::RowProblem;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+
+/// Longest record accepted, in bytes.
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
+/// Most fields in one record.
+pub const RECORD_FIELDS_MAX: usize = 256;
+const CHUNK_BYTES: usize = 1 << 16;
+
+/// A problem with the file's CSV syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Line on which the record starts.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Errors from reading raw records.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The whole file is unusable (UTF-16, for instance).
+    File(String),
+    /// One record is malformed; reading may continue with the next line.
+    Syntax(SyntaxError),
+}
+
+/// One raw record: fields as bytes, untrimmed, and the line it starts on.
+#[derive(Debug, Default, Clone)]
+pub struct RawRecord {
+    /// Physical line on which the record starts (1-based).
+    pub line: u64,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl RawRecord {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `index` as raw bytes.
+    pub fn field(&self, index: usize) -> &[u8] {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.bytes[start..self.ends[index]]
+    }
+
+    /// All fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(|index| self.field(index))
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    StartRecord,
+    StartField,
+    /// Inside an unquoted field; `true` while it holds only spaces/tabs.
+    Unquoted(bool),
+    Quoted,
+    QuoteInQuoted,
+    AfterQuoted,
+    CarriageReturn,
+    SkipLine,
+    Done,
+}
+
+/// A streaming reader of raw CSV records with strict RFC 4180 rules.
+pub struct CsvReader<R> {
+    source: R,
+    chunk: Vec<u8>,
+    position: usize,
+    filled: usize,
+    started: bool,
+    eof: bool,
+    line: u64,
+    state: State,
+    record: RawRecord,
+    field_start: usize,
+    hasher: Sha256,
+    bytes_read: u64,
+}
+
+impl<R: Read> CsvReader<R> {
+    /// A reader over `source`.
+    pub fn new(source: R) -> CsvReader<R> {
+        CsvReader {
+            source,
+            chunk: vec![0; CHUNK_BYTES],
+            position: 0,
+            filled: 0,
+            started: false,
+            eof: false,
+            line: 1,
+            state: State::StartRecord,
+            record: RawRecord::default(),
+            field_start: 0,
+            hasher: Sha256::new(),
+            bytes_read: 0,
+        }
+    }
+
+    /// Total bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Reads the rest of the input (to hash every byte) and returns the
+    /// SHA-256 of the whole file as lower-case hex.
+    pub fn finish_sha256(mut self) -> std::io::Result<String> {
+        loop {
+            self.position = self.filled;
+            if !self.refill()? {
+                break;
+            }
+        }
+        Ok(hex::encode(self.hasher.finalize()))
+    }
+
+    fn refill(&mut self) -> std::io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        loop {
+            match self.source.read(&mut self.chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(count) => {
+                    self.hasher.update(&self.chunk[..count]);
+                    self.bytes_read += count as u64;
+                    self.position = 0;
+                    self.filled = count;
+                    return Ok(true);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Looks at the first bytes once: strips a UTF-8 BOM, refuses UTF-16.
+    fn start(&mut self) -> Result<(), ReadError> {
+        self.started = true;
+        // Gather at least 3 bytes (or all there is) to see the BOM.
+        let mut head = Vec::new();
+        while head.len() < 3 {
+            if self.position >= self.filled && !self.refill().map_err(ReadError::Io)? {
+                break;
+            }
+            head.extend_from_slice(&self.chunk[self.position..self.filled]);
+            self.position = self.filled;
+        }
+        if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+            self.state = State::Done;
+            return Err(ReadError::File(
+                "the file is UTF-16 text; qledger reads UTF-8 only (save it as UTF-8)".to_string(),
+            ));
+        }
+        let skip = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        // Put the gathered bytes back in front of the chunk.
+        let rest = head.split_off(skip);
+        let tail = self.chunk[self.position..self.filled].to_vec();
+        let mut combined = rest;
+        combined.extend_from_slice(&tail);
+        if combined.len() > self.chunk.len() {
+            self.chunk.resize(combined.len(), 0);
+        }
+        self.chunk[..combined.len()].copy_from_slice(&combined);
+        self.position = 0;
+        self.filled = combined.len();
+        Ok(())
+    }
+
+    fn end_field(&mut self) -> Result<(), String> {
+        if self.record.ends.len() >= RECORD_FIELDS_MAX {
+            return Err(format!(
+                "the record has more than {RECORD_FIELDS_MAX} fields"
+            ));
+        }
+        self.record.ends.push(self.record.bytes.len());
+        self.field_start = self.record.bytes.len();
+        Ok(())
+    }
+
+    fn syntax(&mut self, message: String) -> ReadError {
+        self.state = State::SkipLine;
+        ReadError::Syntax(SyntaxError {
+            line: self.record.line,
+            message,
+        })
+    }
+
+    /// The next record, `Ok(None)` at the end. After a `Syntax` error the
+    /// reader skips to the next line, so calling again finds later problems.
+    pub fn next_record(&mut self) -> Result<Option<&RawRecord>, ReadError> {
+        if !self.started {
+            self.start()?;
+        }
+        if self.state == State::Done {
+            return Ok(None);
+        }
+        if self.state != State::SkipLine {
+            self.state = State::StartRecord;
+        }
+        self.record.clear();
+        self.field_start = 0;
+        self.record.line = self.line;
+        loop {
+            if self.position >= self.filled && !self.refill().map_err(ReadError::Io)? {
+                return self.at_eof();
+            }
+            let byte = self.chunk[self.position];
+            self.position += 1;
+            if self.record.bytes.len() >= RECORD_BYTES_MAX {
+                return Err(self.syntax(format!(
+                    "the record is longer than {RECORD_BYTES_MAX} bytes (an unclosed quote?)"
+                )));
+            }
+            match self.state {
+                State::StartRecord => {
+                    self.record.line = self.line;
+                    match byte {
+                        b'\n' => self.line += 1, // blank line
+                        b'\r' => self.state = State::CarriageReturn,
+                        _ => {
+                            self.state = State::StartField;
+                            self.position -= 1; // reprocess as field start
+                        }
+                    }
+                }
+                State::StartField => match byte {
+                    b'"' => self.state = State::Quoted,
+                    b',' => self.end_field().map_err(|m| self.syntax(m))?,
+                    b'\n' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.line += 1;
+                        self.state = State::StartRecord;
+                        return Ok(Some(&self.record));
+                    }
+                    b'\r' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.state = State::CarriageReturn;
+                    }
+                    b' ' | b'\t' => {
+                        self.record.bytes.push(byte);
+                        self.state = State::Unquoted(true);
+                    }
+                    _ => {
+                        self.record.bytes.push(byte);
+                        self.state = State::Unquoted(false);
+                    }
+                },
+                State::Unquoted(blank_so_far) => match byte {
+                    b',' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.state = State::StartField;
+                    }
+                    b'\n' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.line += 1;
+                        self.state = State::StartRecord;
+                        return Ok(Some(&self.record));
+                    }
+                    b'\r' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.state = State::CarriageReturn;
+                    }
+                    b'"' if blank_so_far => {
+                        // Spaces before an opening quote: drop them.
+                        self.record.bytes.truncate(self.field_start);
+                        self.state = State::Quoted;
+                    }
+                    b'"' => {
+                        return Err(self.syntax(
+                            "a quote character inside an unquoted field (quote the whole field and double each quote inside it)"
+                                .to_string(),
+                        ));
+                    }
+                    _ => {
+                        self.record.bytes.push(byte);
+                        if blank_so_far && byte != b' ' && byte != b'\t' {
+                            self.state = State::Unquoted(false);
+                        }
+                    }
+                },
+                State::Quoted => match byte {
+                    b'"' => self.state = State::QuoteInQuoted,
+                    b'\n' => {
+                        self.line += 1;
+                        self.record.bytes.push(byte);
+                    }
+                    _ => self.record.bytes.push(byte),
+                },
+                State::QuoteInQuoted | State::AfterQuoted => match byte {
+                    b'"' if self.state == State::QuoteInQuoted => {
+                        self.record.bytes.push(b'"');
+                        self.state = State::Quoted;
+                    }
+                    b',' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.state = State::StartField;
+                    }
+                    b'\n' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.line += 1;
+                        self.state = State::StartRecord;
+                        return Ok(Some(&self.record));
+                    }
+                    b'\r' => {
+                        self.end_field().map_err(|m| self.syntax(m))?;
+                        self.state = State::CarriageReturn;
+                    }
+                    b' ' | b'\t' => self.state = State::AfterQuoted,
+                    _ => {
+                        return Err(self.syntax(
+                            "text after the closing quote of a quoted field (double each quote inside a quoted field)"
+                                .to_string(),
+                        ));
+                    }
+                },
+                State::CarriageReturn => {
+                    if byte == b'\n' {
+                        self.line += 1;
+                        self.state = State::StartRecord;
+                        if !self.record.is_empty() {
+                            return Ok(Some(&self.record));
+                        }
+                    } else {
+                        // Count the bare CR as a line end so later lines keep their numbers
+                        // as an editor showing CR line breaks would.
+                        self.position -= 1;
+                        return Err(self.syntax(
+                            "a carriage return not followed by a line feed (old Mac line endings are not supported; save the file with LF or CRLF line endings)"
+                                .to_string(),
+                        ));
+                    }
+                }
+                State::SkipLine => {
+                    if byte == b'\n' {
+                        self.line += 1;
+                        self.state = State::StartRecord;
+                        self.record.clear();
+                        self.field_start = 0;
+                        self.record.line = self.line;
+                    }
+                }
+                State::Done => return Ok(None),
+            }
+        }
+    }
+
+    fn at_eof(&mut self) -> Result<Option<&RawRecord>, ReadError> {
+        let state = self.state;
+        self.state = State::Done;
+        match state {
+            State::StartRecord | State::SkipLine | State::Done => Ok(None),
+            State::Quoted => Err(ReadError::Syntax(SyntaxError {
+                line: self.record.line,
+                message: "a quoted field is never closed (the file ends inside quotes)".to_string(),
+            })),
+            State::CarriageReturn => {
+                if self.record.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(&self.record))
+                }
+            }
+            State::StartField | State::Unquoted(_) | State::QuoteInQuoted | State::AfterQuoted => {
+                if let Err(message) = self.end_field() {
+                    return Err(ReadError::Syntax(SyntaxError {
+                        line: self.record.line,
+                        message,
+                    }));
+                }
+                Ok(Some(&self.record))
+            }
+        }
+    }
+}
+
+/// One column a file kind may have.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnSpec {
+    /// Lower-case header name.
+    pub name: &'static str,
+    /// Whether the header must contain it.
+    pub required: bool,
+}
+
+/// Reads a CSV file as rows of trimmed UTF-8 values in `specs` order.
+pub struct TableReader<R> {
+    csv: CsvReader<R>,
+    specs: &'static [ColumnSpec],
+    /// For each spec column, its index in the file's records.
+    positions: Vec<Option<usize>>,
+    /// Header names as lower-case text, in file order.
+    header: Vec<String>,
+    values: Vec<(usize, usize)>,
+    text: String,
+    line: u64,
+}
+
+impl<R: Read> TableReader<R> {
+    /// Reads and checks the header. Every header problem is returned.
+    pub fn open(source: R, specs: &'static [ColumnSpec]) -> Result<TableReader<R>, HeaderError> {
+        let mut csv = CsvReader::new(source);
+        let header_record = loop {
+            match csv.next_record() {
+                Ok(Some(record)) if is_blank(record) => continue,
+                Ok(Some(record)) => break record.clone(),
+                Ok(None) => {
+                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                        1,
+                        "header",
+                        "the file is empty: it needs at least a header row",
+                    )]))
+                }
+                Err(ReadError::Io(err)) => return Err(HeaderError::Io(err)),
+                Err(ReadError::File(message)) => {
+                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                        1, "file", message,
+                    )]))
+                }
+                Err(ReadError::Syntax(err)) => {
+                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                        err.line,
+                        "header",
+                        err.message,
+                    )]))
+                }
+            }
+        };
+        let line = header_record.line;
+        let mut problems = Vec::new();
+        let mut header = Vec::new();
+        let mut positions = vec![None; specs.len()];
+        for (index, raw) in header_record.fields().enumerate() {
+            let name = match std::str::from_utf8(raw) {
+                Ok(text) => text.trim().to_lowercase(),
+                Err(_) => {
+                    problems.push(RowProblem::malformed(
+                        line,
+                        "header",
+                        format!("column {} has a name that is not valid UTF-8", index + 1),
+                    ));
+                    header.push(String::new());
+                    continue;
+                }
+            };
+            match specs.iter().position(|spec| spec.name == name) {
+                Some(spec_index) if positions[spec_index].is_some() => {
+                    problems.push(RowProblem::malformed(
+                        line,
+                        &name,
+                        "column appears more than once in the header",
+                    ));
+                }
+                Some(spec_index) => positions[spec_index] = Some(index),
+                None if name.is_empty() => problems.push(RowProblem::malformed(
+                    line,
+                    "header",
+                    format!("column {} has an empty name", index + 1),
+                )),
+                None => problems.push(RowProblem::malformed(
+                    line,
+                    &name,
+                    format!(
+                        "unknown column (expected {})",
+                        specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+            header.push(name);
+        }
+        for (spec, position) in specs.iter().zip(&positions) {
+            if spec.required && position.is_none() {
+                problems.push(RowProblem::malformed(
+                    line,
+                    spec.name,
+                    "required column is missing from the header",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(HeaderError::Problems(problems));
+        }
+        Ok(TableReader {
+            csv,
+            specs,
+            positions,
+            header,
+            values: Vec::new(),
+            text: String::new(),
+            line,
+        })
+    }
+
+    /// The next data row. `Ok(None)` at the end; `Err(problems)` for a
+    /// malformed row (reading may continue); I/O errors end the file.
+    pub fn next_row(&mut self) -> Result<Option<Row<'_>>, RowRead> {
+        let record = loop {
+            match self.csv.next_record() {
+                Ok(Some(record)) if is_blank(record) => continue,
+                Ok(Some(record)) => break record,
+                Ok(None) => return Ok(None),
+                Err(ReadError::Io(err)) => return Err(RowRead::Io(err)),
+                Err(ReadError::File(message)) => {
+                    return Err(RowRead::Problems(vec![RowProblem::malformed(
+                        1, "file", message,
+                    )]))
+                }
+                Err(ReadError::Syntax(err)) => {
+                    return Err(RowRead::Problems(vec![RowProblem::malformed(
+                        err.line,
+                        "row",
+                        err.message,
+                    )]))
+                }
+            }
+        };
+        self.line = record.line;
+        if record.len() != self.header.len() {
+            return Err(RowRead::Problems(vec![RowProblem::malformed(
+                record.line,
+                "row",
+                format!(
+                    "has {} fields but the header has {}",
+                    record.len(),
+                    self.header.len()
+                ),
+            )]));
+        }
+        self.text.clear();
+        self.values.clear();
+        let mut problems = Vec::new();
+        for (spec, position) in self.specs.iter().zip(&self.positions) {
+            let Some(position) = *position else {
+                self.values.push((0, 0));
+                continue;
+            };
+            match std::str::from_utf8(record.field(position)) {
+                Ok(value) => {
+                    let value = value.trim();
+                    let start = self.text.len();
+                    self.text.push_str(value);
+                    self.values.push((start, self.text.len()));
+                }
+                Err(_) => {
+                    problems.push(RowProblem::malformed(
+                        record.line,
+                        spec.name,
+                        "is not valid UTF-8 (save the file as UTF-8)",
+                    ));
+                    self.values.push((0, 0));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(RowRead::Problems(problems));
+        }
+        Ok(Some(Row {
+            line: record.line,
+            text: &self.text,
+            values: &self.values,
+            present: &self.positions,
+        }))
+    }
+
+    /// Reads whatever is left and returns the file's SHA-256 (hex) and size.
+    pub fn finish(self) -> std::io::Result<(String, u64)> {
+        let mut csv = self.csv;
+        let mut total = csv.bytes_read();
+        // Drain to count bytes too.
+        let mut rest = Vec::new();
+        csv.source.read_to_end(&mut rest)?;
+        csv.hasher.update(&rest);
+        total += rest.len() as u64;
+        csv.bytes_read = total;
+        csv.eof = true;
+        Ok((csv.finish_sha256()?, total))
+    }
+}
+
+/// Header problems, or a failure to read the file at all.
+#[derive(Debug)]
+pub enum HeaderError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// What is wrong with the header (every problem).
+    Problems(Vec<RowProblem>),
+}
+
+/// A failure to read one row.
+#[derive(Debug)]
+pub enum RowRead {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// What is wrong with the row.
+    Problems(Vec<RowProblem>),
+}
+
+/// One data row: trimmed values in the order of the column specs.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// Line on which the record starts.
+    pub line: u64,
+    text: &'a str,
+    values: &'a [(usize, usize)],
+    present: &'a [Option<usize>],
+}
+
+impl<'a> Row<'a> {
+    /// The trimmed value of spec column `index` (`""` when absent).
+    pub fn get(&self, index: usize) -> &'a str {
+        let (start, end) = self.values[index];
+        &self.text[start..end]
+    }
+
+    /// Whether spec column `index` is in the file's header.
+    pub fn has_column(&self, index: usize) -> bool {
+        self.present[index].is_some()
+    }
+}
+
+/// A record that is a blank line or only white space.
+fn is_blank(record: &RawRecord) -> bool {
+    record.is_empty()
+        || (record.len() == 1 && record.field(0).iter().all(|b| b.is_ascii_whitespace()))
+}
+
+/// Parses a whole input into raw string records (header included), for
+/// the conformance tests: `Err` with every syntax problem.
+pub fn parse_all(bytes: &[u8]) -> Result<Vec<Vec<String>>, Vec<String>> {
+    let mut reader = CsvReader::new(bytes);
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                let mut fields = Vec::new();
+                for field in record.fields() {
+                    match std::str::from_utf8(field) {
+                        Ok(text) => fields.push(text.to_string()),
+                        Err(_) => problems.push(format!("line {}: invalid UTF-8", record.line)),
+                    }
+                }
+                records.push(fields);
+            }
+            Ok(None) => break,
+            Err(ReadError::Io(err)) => {
+                problems.push(err.to_string());
+                break;
+            }
+            Err(ReadError::File(message)) => {
+                problems.push(message);
+                break;
+            }
+            Err(ReadError::Syntax(err)) => {
+                problems.push(format!("line {}: {}", err.line, err.message))
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(records)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &str) -> Vec<Vec<String>> {
+        parse_all(input.as_bytes()).unwrap_or_else(|e| panic!("{input:?}: {e:?}"))
+    }
+
+    fn lines_of(input: &[u8]) -> Vec<u64> {
+        let mut reader = CsvReader::new(input);
+        let mut lines = Vec::new();
+        while let Ok(Some(record)) = reader.next_record() {
+            lines.push(record.line);
+        }
+        lines
+    }
+
+    #[test]
+    fn quoting_and_line_endings() {
+        assert_eq!(ok("a,b\r\n1,2\n"), vec![vec!["a", "b"], vec!["1", "2"]]);
+        assert_eq!(ok("a,\"x,\"\"y\"\"\n\"\n"), vec![vec!["a", "x,\"y\"\n"]]);
+        assert_eq!(ok("a,b"), vec![vec!["a", "b"]]);
+        assert_eq!(ok("a,\n"), vec![vec!["a", ""]]);
+        assert_eq!(ok("\"\""), vec![vec![""]]);
+        assert_eq!(ok("a, \"b\" ,c\n"), vec![vec!["a", "b", "c"]]);
+        assert_eq!(ok("\n\r\na\n\n"), vec![vec!["a"]]);
+    }
+
+    #[test]
+    fn line_numbers_are_where_records_start() {
+        assert_eq!(lines_of(b"h\n\"a\nb\"\nc\n\n\nd"), vec![1, 2, 4, 7]);
+        assert_eq!(lines_of(b"h\r\nx\r\n\r\ny"), vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn malformed_quoting_is_refused_with_its_line() {
+        let err = parse_all(b"a\n\"open\nx\n").unwrap_err();
+        assert_eq!(
+            err,
+            vec!["line 2: a quoted field is never closed (the file ends inside quotes)"]
+        );
+        let err = parse_all(b"a\nab\"c\nok\n").unwrap_err();
+        assert!(err[0].starts_with("line 2: a quote character inside an unquoted field"));
+        let err = parse_all(b"a\n\"x\"y\nz\n\"q\"r\n").unwrap_err();
+        assert_eq!(err.len(), 2, "both problems reported: {err:?}");
+        assert!(err[1].starts_with("line 4: text after the closing quote"));
+        assert!(parse_all(b"a\rb\r").is_err(), "bare CR refused");
+        assert!(parse_all(b"\xff\xfea\x00").is_err(), "UTF-16 refused");
+    }
+
+    #[test]
+    fn bom_is_stripped() {
+        assert_eq!(ok("\u{feff}id,name\n1,x\n")[0][0], "id");
+    }
+
+    #[test]
+    fn a_long_record_is_refused_not_buffered() {
+        let mut input = b"a\n\"".to_vec();
+        input.extend(std::iter::repeat_n(b'x', RECORD_BYTES_MAX + 10));
+        assert!(parse_all(&input).is_err());
+    }
+}

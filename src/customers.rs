@@ -1,0 +1,192 @@
+//! Customer approvals and revocations (SPEC §3.2).
+
+use crate::csvin::{ColumnSpec, Row};
+use crate::entry::{EntryKind, CUSTOMER_EVENT};
+use crate::error::{Error, Result, RowProblem};
+use crate::imports::{check, ReferenceRow};
+use crate::period::{format_date, parse_date};
+use crate::values::{parse_choice, parse_identifier, parse_market, parse_text};
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+
+/// Whether a customer event approves or revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CustomerStatus {
+    /// Passed KYC and security checks; promised no military end use.
+    Approved,
+    /// No longer approved.
+    Revoked,
+}
+
+impl CustomerStatus {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomerStatus::Approved => "approved",
+            CustomerStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// One customer event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerEvent {
+    /// Case-sensitive identifier.
+    pub customer_id: String,
+    /// Legal name.
+    pub name: String,
+    /// Country of the customer, upper-case.
+    pub country: String,
+    /// Approved or revoked.
+    pub status: CustomerStatus,
+    /// The date it takes effect.
+    pub effective_date: NaiveDate,
+    /// Licence or case reference (may be empty).
+    pub reference: String,
+}
+
+const COLUMNS: &[ColumnSpec] = &[
+    ColumnSpec {
+        name: "customer_id",
+        required: true,
+    },
+    ColumnSpec {
+        name: "name",
+        required: true,
+    },
+    ColumnSpec {
+        name: "country",
+        required: true,
+    },
+    ColumnSpec {
+        name: "status",
+        required: true,
+    },
+    ColumnSpec {
+        name: "effective_date",
+        required: true,
+    },
+    ColumnSpec {
+        name: "reference",
+        required: true,
+    },
+];
+
+const SELECT_COLUMNS: &str = "customer_id, name, country, status, effective_date, reference";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; 6]> {
+    Ok([
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ])
+}
+
+fn from_stored(stored: [String; 6]) -> Result<CustomerEvent> {
+    let [customer_id, name, country, status, date, reference] = stored;
+    let corrupt = |what: String| {
+        Error::Integrity(format!(
+            "stored event of customer {customer_id} is corrupt: {what}"
+        ))
+    };
+    Ok(CustomerEvent {
+        status: match status.as_str() {
+            "approved" => CustomerStatus::Approved,
+            "revoked" => CustomerStatus::Revoked,
+            other => return Err(corrupt(format!("status '{other}'"))),
+        },
+        effective_date: parse_date(&date).map_err(corrupt)?,
+        customer_id,
+        name,
+        country,
+        reference,
+    })
+}
+
+/// The customer's latest event dated on or before `date`, if any.
+pub fn state_on(
+    conn: &Connection,
+    customer_id: &str,
+    date: NaiveDate,
+) -> Result<Option<CustomerEvent>> {
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM customer_event WHERE customer_id = ?1 AND effective_date <= ?2 \
+             ORDER BY effective_date DESC LIMIT 1"
+        ))?
+        .query_row((customer_id, format_date(date)), from_row)
+        .optional()?;
+    stored.map(from_stored).transpose()
+}
+
+impl ReferenceRow for CustomerEvent {
+    type Context = ();
+    const KIND: EntryKind = CUSTOMER_EVENT;
+    const FILE_KIND: &'static str = "customers";
+    const COLUMNS: &'static [ColumnSpec] = COLUMNS;
+    const DATE_COLUMN: &'static str = "effective_date";
+
+    fn parse(row: &Row<'_>, problems: &mut Vec<RowProblem>) -> Option<CustomerEvent> {
+        let line = row.line;
+        let customer_id = check(problems, line, "customer_id", parse_identifier(row.get(0)));
+        let name = check(problems, line, "name", parse_text(row.get(1), true));
+        let country = check(problems, line, "country", parse_market(row.get(2)));
+        let status = check(
+            problems,
+            line,
+            "status",
+            parse_choice(row.get(3), &["approved", "revoked"]),
+        );
+        let effective_date = check(problems, line, "effective_date", parse_date(row.get(4)));
+        let reference = check(problems, line, "reference", parse_text(row.get(5), false));
+        Some(CustomerEvent {
+            customer_id: customer_id?,
+            name: name?,
+            country: country?,
+            status: if status? == "approved" {
+                CustomerStatus::Approved
+            } else {
+                CustomerStatus::Revoked
+            },
+            effective_date: effective_date?,
+            reference: reference?,
+        })
+    }
+
+    fn identity(&self) -> (String, NaiveDate) {
+        (self.customer_id.clone(), self.effective_date)
+    }
+
+    fn load_recorded(conn: &Connection, identity: &(String, NaiveDate)) -> Result<Option<Self>> {
+        let stored = conn
+            .prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS} FROM customer_event WHERE customer_id = ?1 AND effective_date = ?2"
+            ))?
+            .query_row((&identity.0, format_date(identity.1)), from_row)
+            .optional()?;
+        stored.map(from_stored).transpose()
+    }
+
+    fn check(
+        &self,
+        _conn: &Connection,
+        _context: &mut (),
+    ) -> Result<Option<(&'static str, String)>> {
+        Ok(None)
+    }
+
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.customer_id.clone()),
+            Value::Text(self.name.clone()),
+            Value::Text(self.country.clone()),
+            Value::Text(self.status.name().to_string()),
+            Value::Text(format_date(self.effective_date)),
+            Value::Text(self.reference.clone()),
+        ]
+    }
+}

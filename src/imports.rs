@@ -1,0 +1,332 @@
+//! What every CSV import shares: opening the file, the summary it answers
+//! with (SPEC §5 import JSON), and the import batch entry.
+
+use crate::csvin::{ColumnSpec, HeaderError, RowRead, TableReader};
+use crate::entry::IMPORT_BATCH;
+use crate::error::{Error, Result, RowProblem};
+use crate::ledger::Appender;
+use crate::period::format_date;
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+/// Most data rows a reference file (policy, customers, lots) may hold.
+pub const REFERENCE_ROWS_MAX: u64 = 1_000_000;
+
+/// The outcome of one import, as SPEC §5 shapes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// The file as named on the command line.
+    pub file: String,
+    /// SHA-256 of the file's bytes, lower-case hex (empty if unread).
+    pub sha256: String,
+    /// Data rows read (blank lines and the header excluded).
+    pub rows: u64,
+    /// Entries inserted for rows (0 when an atomic import refuses).
+    pub inserted: u64,
+    /// Rows equal to recorded ones (or to earlier rows of the file).
+    pub duplicates: u64,
+    /// Rows refused or malformed.
+    pub rejected: u64,
+    /// Every problem, in line order.
+    pub errors: Vec<RowProblem>,
+    /// Rows recorded under `--accept-violations`, when that mode is on.
+    pub accepted_violations: Option<u64>,
+}
+
+impl ImportSummary {
+    /// Whether any problem is a malformed row (exit 2) rather than a refusal.
+    pub fn has_malformed(&self) -> bool {
+        self.errors.iter().any(|problem| problem.rule.is_none())
+    }
+
+    /// Counts distinct lines with problems as `rejected` and sorts problems.
+    pub fn settle_problems(&mut self) {
+        self.errors.sort_by_key(|problem| problem.line);
+        let lines: BTreeSet<u64> = self.errors.iter().map(|p| p.line).collect();
+        self.rejected = lines.len() as u64;
+    }
+}
+
+/// Opens `path` as a table with `specs`. On a header problem returns the
+/// summary to report (with the file's hash) as `Err(Ok(summary))`; on an
+/// unreadable file `Err(Err(error))`.
+pub fn open_table(
+    path: &Path,
+    file_label: &str,
+    specs: &'static [ColumnSpec],
+) -> std::result::Result<TableReader<BufReader<File>>, std::result::Result<ImportSummary, Error>> {
+    let file = File::open(path)
+        .map_err(|err| Err(Error::BadInput(format!("cannot read {file_label}: {err}"))))?;
+    match TableReader::open(BufReader::with_capacity(1 << 16, file), specs) {
+        Ok(table) => Ok(table),
+        Err(HeaderError::Io(err)) => Err(Err(Error::BadInput(format!(
+            "cannot read {file_label}: {err}"
+        )))),
+        Err(HeaderError::Problems(problems)) => {
+            let sha256 = sha256_of_file(path).map_err(Err)?;
+            let mut summary = ImportSummary {
+                file: file_label.to_string(),
+                sha256,
+                errors: problems,
+                ..ImportSummary::default()
+            };
+            summary.settle_problems();
+            Err(Ok(summary))
+        }
+    }
+}
+
+/// SHA-256 of a whole file, hex.
+pub fn sha256_of_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = File::open(path)
+        .map_err(|err| Error::BadInput(format!("cannot read {}: {err}", path.display())))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Reads every row of a reference table, parsing each with `parse_row`;
+/// returns the parsed rows (with their lines) and the summary so far.
+pub fn read_reference_rows<T>(
+    path: &Path,
+    file_label: &str,
+    specs: &'static [ColumnSpec],
+    mut parse_row: impl FnMut(&crate::csvin::Row<'_>, &mut Vec<RowProblem>) -> Option<T>,
+) -> Result<(Vec<(u64, T)>, ImportSummary)> {
+    let mut table = match open_table(path, file_label, specs) {
+        Ok(table) => table,
+        Err(Ok(summary)) => return Ok((Vec::new(), summary)),
+        Err(Err(error)) => return Err(error),
+    };
+    let mut parsed = Vec::new();
+    let mut summary = ImportSummary {
+        file: file_label.to_string(),
+        ..ImportSummary::default()
+    };
+    loop {
+        match table.next_row() {
+            Ok(None) => break,
+            Ok(Some(row)) => {
+                summary.rows += 1;
+                if summary.rows > REFERENCE_ROWS_MAX {
+                    summary.errors.push(RowProblem::malformed(
+                        row.line,
+                        "row",
+                        format!("a reference file may hold at most {REFERENCE_ROWS_MAX} rows"),
+                    ));
+                    break;
+                }
+                let mut problems = Vec::new();
+                if let Some(value) = parse_row(&row, &mut problems) {
+                    if problems.is_empty() {
+                        parsed.push((row.line, value));
+                    }
+                }
+                summary.errors.extend(problems);
+            }
+            Err(RowRead::Problems(problems)) => {
+                summary.rows += 1;
+                summary.errors.extend(problems);
+            }
+            Err(RowRead::Io(err)) => {
+                return Err(Error::BadInput(format!("cannot read {file_label}: {err}")))
+            }
+        }
+    }
+    let (sha256, _) = table
+        .finish()
+        .map_err(|err| Error::BadInput(format!("cannot read {file_label}: {err}")))?;
+    summary.sha256 = sha256;
+    Ok((parsed, summary))
+}
+
+/// Appends the import batch entry for the entries `from..=to` (SPEC §5).
+pub fn append_batch(
+    appender: &mut Appender<'_>,
+    file_kind: &str,
+    summary: &ImportSummary,
+    entries_from: i64,
+    as_of: NaiveDate,
+) -> Result<i64> {
+    let entries_to = appender.next_seq() - 1;
+    debug_assert!(
+        entries_to >= entries_from,
+        "a batch covers at least one entry"
+    );
+    appender.append(
+        &IMPORT_BATCH,
+        &[
+            Value::Text(file_kind.to_string()),
+            Value::Text(summary.file.clone()),
+            Value::Text(summary.sha256.clone()),
+            Value::Integer(summary.rows as i64),
+            Value::Integer(entries_from),
+            Value::Integer(entries_to),
+            Value::Text(format_date(as_of)),
+        ],
+    )
+}
+
+/// Turns a value parser's message into a problem for `column` at `line`.
+pub fn check<T>(
+    problems: &mut Vec<RowProblem>,
+    line: u64,
+    column: &str,
+    result: std::result::Result<T, String>,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(message) => {
+            problems.push(RowProblem::malformed(line, column, message));
+            None
+        }
+    }
+}
+
+/// A kind of reference row (policy version, customer event, lot event):
+/// identified by a key and a date, duplicate if identical, conflict if not.
+pub trait ReferenceRow: Clone + PartialEq + Sized {
+    /// Per-import state the rules need (e.g. a lot's chip seen earlier in the file).
+    type Context: Default;
+    /// The entry kind rows become.
+    const KIND: crate::entry::EntryKind;
+    /// `file_kind` of the import batch.
+    const FILE_KIND: &'static str;
+    /// The file's columns.
+    const COLUMNS: &'static [ColumnSpec];
+    /// The column named in duplicate-conflict messages.
+    const DATE_COLUMN: &'static str;
+
+    /// Parses one row, pushing every problem.
+    fn parse(row: &crate::csvin::Row<'_>, problems: &mut Vec<RowProblem>) -> Option<Self>;
+    /// The identity: (id, date); two rows with one identity are one event.
+    fn identity(&self) -> (String, NaiveDate);
+    /// The recorded row with this identity, if any.
+    fn load_recorded(
+        conn: &rusqlite::Connection,
+        identity: &(String, NaiveDate),
+    ) -> Result<Option<Self>>;
+    /// The rules beyond identity; returns a problem (column, message) if broken.
+    fn check(
+        &self,
+        conn: &rusqlite::Connection,
+        context: &mut Self::Context,
+    ) -> Result<Option<(&'static str, String)>>;
+    /// The entry's column values, in `KIND.columns` order.
+    fn values(&self) -> Vec<Value>;
+}
+
+/// Imports a reference file atomically: any problem is bad input and
+/// nothing is written; identical rows are duplicates and append nothing.
+pub fn import_reference<T: ReferenceRow>(
+    ledger: &mut crate::ledger::Ledger,
+    path: &Path,
+    file_label: &str,
+    as_of: NaiveDate,
+) -> Result<ImportSummary> {
+    let (parsed, mut summary) = read_reference_rows(path, file_label, T::COLUMNS, T::parse)?;
+    if summary.sha256.is_empty() {
+        // Header problems: nothing else to check.
+        return Ok(summary);
+    }
+    let summary = ledger.write(|appender| {
+        let mut seen: std::collections::HashMap<(String, NaiveDate), (u64, T)> =
+            std::collections::HashMap::new();
+        let mut context = T::Context::default();
+        let mut pending = Vec::new();
+        for (line, row) in parsed {
+            let identity = row.identity();
+            if let Some((first_line, earlier)) = seen.get(&identity) {
+                if *earlier == row {
+                    summary.duplicates += 1;
+                } else {
+                    summary.errors.push(RowProblem::malformed(
+                        line,
+                        T::DATE_COLUMN,
+                        format!(
+                            "conflicts with line {first_line}: {} already has a different event on {}",
+                            identity.0, identity.1
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if let Some(recorded) = T::load_recorded(appender.conn(), &identity)? {
+                if recorded == row {
+                    summary.duplicates += 1;
+                } else {
+                    summary.errors.push(RowProblem::malformed(
+                        line,
+                        T::DATE_COLUMN,
+                        format!(
+                            "conflicts with the recorded entry: {} already has a different event on {} (corrections are new events on a new date)",
+                            identity.0, identity.1
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if let Some((column, message)) = row.check(appender.conn(), &mut context)? {
+                summary
+                    .errors
+                    .push(RowProblem::malformed(line, column, message));
+                continue;
+            }
+            seen.insert(identity, (line, row.clone()));
+            pending.push(row);
+        }
+        summary.settle_problems();
+        if !summary.errors.is_empty() || pending.is_empty() {
+            return Ok((summary, false));
+        }
+        let entries_from = appender.next_seq();
+        for row in &pending {
+            appender.append(&T::KIND, &row.values())?;
+        }
+        summary.inserted = pending.len() as u64;
+        append_batch(appender, T::FILE_KIND, &summary, entries_from, as_of)?;
+        Ok((summary, true))
+    })?;
+    Ok(summary)
+}
+
+impl ImportSummary {
+    /// The SPEC §5 import JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = serde_json::json!({
+            "file": self.file,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors.iter().map(|problem| serde_json::json!({
+                "line": problem.line,
+                "column": problem.column,
+                "rule": problem.rule.map(|rule| rule.name()),
+                "message": problem.message,
+            })).collect::<Vec<_>>(),
+        });
+        if let Some(accepted) = self.accepted_violations {
+            object["accepted_violations"] = serde_json::json!(accepted);
+        }
+        object
+    }
+
+    /// One human line: `FILE: N rows, N inserted, N duplicates, N rejected`.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "{}: {} rows, {} inserted, {} duplicates, {} rejected",
+            self.file, self.rows, self.inserted, self.duplicates, self.rejected
+        );
+        if let Some(accepted) = self.accepted_violations {
+            text.push_str(&format!(", {accepted} recorded as accepted violations"));
+        }
+        text
+    }
+}

@@ -1,0 +1,602 @@
+//! The ledger file: create, open, append entries to the hash chain, read
+//! the chain head, verify the whole chain.
+
+use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS};
+use crate::error::{Error, Result};
+use crate::period::{format_date, PeriodKind};
+use chrono::NaiveDate;
+use fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The schema, embedded in the binary.
+pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+/// `PRAGMA application_id` of a qledger file ('QLGR').
+pub const APPLICATION_ID: i64 = 0x514C_4752;
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+/// How long a writer waits for another writer before giving up (exit 4),
+/// unless `QLEDGER_BUSY_TIMEOUT_MS` says otherwise. Long enough for a
+/// nightly import of a few million rows to commit.
+pub const BUSY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Ledger-wide settings, fixed at `init` (entry 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Month or quarter.
+    pub period_kind: PeriodKind,
+    /// The restricted market group, upper-case, sorted.
+    pub restricted_markets: Vec<String>,
+}
+
+/// Which group a market belongs to (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketGroup {
+    /// The United States.
+    Us,
+    /// The restricted group (CN, HK, MO by default).
+    Restricted,
+    /// Everything else: recorded, never counted.
+    Other,
+}
+
+impl Settings {
+    /// The group of an upper-case market code.
+    pub fn market_group(&self, market: &str) -> MarketGroup {
+        if market == "US" {
+            MarketGroup::Us
+        } else if self.restricted_markets.iter().any(|m| m == market) {
+            MarketGroup::Restricted
+        } else {
+            MarketGroup::Other
+        }
+    }
+}
+
+/// The chain head: how many entries there are and the hash of the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Number of entries (= seq of the last one).
+    pub entries: i64,
+    /// Hash of the last entry (genesis hash when empty).
+    pub hash: Hash,
+}
+
+impl ChainHead {
+    /// The hash as lower-case hex.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+
+    /// `N:HEX`, the form `verify --digest` takes.
+    pub fn digest_text(&self) -> String {
+        format!("{}:{}", self.entries, self.hash_hex())
+    }
+}
+
+/// Parses a digest `N:HEX` as printed by `qledger digest`.
+pub fn parse_digest(text: &str) -> std::result::Result<ChainHead, String> {
+    let (entries, hash_hex) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not a digest (N:HEX, as printed by qledger digest)"))?;
+    let entries: i64 = entries
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("'{entries}' is not an entry count (a whole number from 1)"))?;
+    let bytes = hex::decode(hash_hex.to_ascii_lowercase())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| format!("'{hash_hex}' is not a SHA-256 hash (64 hex digits)"))?;
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&bytes);
+    Ok(ChainHead { entries, hash })
+}
+
+thread_local! {
+    static BUSY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    static BUSY_TIMEOUT: Cell<Duration> = const { Cell::new(BUSY_TIMEOUT_DEFAULT) };
+}
+
+/// SQLite's default handler backs off to 100 ms sleeps; waiters then sleep
+/// long after the lock is free. Poll often instead: 0.1 ms at first, never
+/// more than 2 ms, until the timeout.
+fn busy_handler(attempt: i32) -> bool {
+    let now = Instant::now();
+    if attempt == 0 {
+        BUSY_SINCE.with(|since| since.set(Some(now)));
+    }
+    let since = BUSY_SINCE.with(|since| since.get()).unwrap_or(now);
+    if now.duration_since(since) >= BUSY_TIMEOUT.with(|t| t.get()) {
+        return false;
+    }
+    let pause_us = match attempt {
+        0..=9 => 100,
+        10..=99 => 500,
+        _ => 2_000,
+    };
+    std::thread::sleep(Duration::from_micros(pause_us));
+    true
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    if let Some(ms) = std::env::var("QLEDGER_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        BUSY_TIMEOUT.with(|t| t.set(Duration::from_millis(ms)));
+    }
+    conn.busy_handler(Some(busy_handler))?;
+    // A financial ledger: every commit is durable before we say "done".
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(())
+}
+
+/// An open ledger.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    settings: Settings,
+}
+
+impl Ledger {
+    /// Creates a new ledger at `path`; refuses an existing file. The file
+    /// appears complete or not at all (built aside, then linked in place).
+    pub fn init(path: &Path, settings: Settings, as_of: NaiveDate) -> Result<Ledger> {
+        if path.exists() {
+            return Err(Error::BadInput(format!(
+                "{} already exists; init never overwrites a file",
+                path.display()
+            )));
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| Error::BadInput(format!("{} is not a file path", path.display())))?;
+        let staging = path.with_file_name(format!(
+            ".{}.init-{}.tmp",
+            file_name.to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&staging);
+        let result = Self::build_new(&staging, &settings, as_of).and_then(|()| {
+            std::fs::hard_link(&staging, path).map_err(|err| {
+                if err.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::BadInput(format!(
+                        "{} already exists; init never overwrites a file",
+                        path.display()
+                    ))
+                } else {
+                    Error::Environment(format!("cannot create {}: {err}", path.display()))
+                }
+            })
+        });
+        let _ = std::fs::remove_file(&staging);
+        result?;
+        Ledger::open(path)
+    }
+
+    fn build_new(staging: &Path, settings: &Settings, as_of: NaiveDate) -> Result<()> {
+        let conn = Connection::open(staging)?;
+        configure(&conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Environment(format!(
+                "cannot switch {} to WAL mode (got {mode})",
+                staging.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA_SQL)?;
+        let mut ledger = Ledger {
+            conn,
+            path: staging.to_path_buf(),
+            settings: settings.clone(),
+        };
+        ledger.write(|appender| {
+            appender.append(
+                &LEDGER_SETTINGS,
+                &[
+                    Value::Integer(SCHEMA_VERSION),
+                    Value::Text(settings.period_kind.name().to_string()),
+                    Value::Text(settings.restricted_markets.join(",")),
+                    Value::Text(format_date(as_of)),
+                ],
+            )?;
+            Ok(((), true))
+        })?;
+        ledger.conn.close().map_err(|(_, err)| Error::from(err))?;
+        Ok(())
+    }
+
+    /// Opens an existing, initialised ledger. Never creates a file.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        let not_a_ledger = |why: &str| {
+            Error::BadInput(format!(
+                "{} is not a qledger ledger ({why}); create one with `qledger init`",
+                path.display()
+            ))
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(not_a_ledger("not a regular file")),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_a_ledger("no such file"))
+            }
+            Err(err) => return Err(Error::from(err)),
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|err| not_a_ledger(&err.to_string()))?;
+        let application_id: i64 = conn
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .map_err(|err| match Error::from(err) {
+                Error::BadInput(_) => not_a_ledger("not an SQLite database"),
+                other => other,
+            })?;
+        if application_id != APPLICATION_ID {
+            return Err(not_a_ledger("not created by qledger init"));
+        }
+        configure(&conn)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(not_a_ledger(&format!(
+                "schema version {version}, this qledger reads version {SCHEMA_VERSION}"
+            )));
+        }
+        let settings = read_settings(&conn).map_err(|err| match err {
+            Error::Integrity(why) => not_a_ledger(&why),
+            other => other,
+        })?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+            settings,
+        })
+    }
+
+    /// The ledger's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The current chain head.
+    pub fn head(&self) -> Result<ChainHead> {
+        read_head(&self.conn)
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so the
+    /// write lock is taken before anything is read). `work` returns its
+    /// result and whether to commit; on `false` or an error nothing is written.
+    pub fn write<T>(
+        &mut self,
+        work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head = read_head(&tx)?;
+        let mut appender = Appender {
+            tx,
+            next_seq: head.entries + 1,
+            previous: head.hash,
+            first_seq: head.entries + 1,
+            buffer: Vec::with_capacity(256),
+        };
+        let (value, commit) = work(&mut appender)?;
+        if commit {
+            appender.tx.commit()?;
+        } else {
+            appender.tx.rollback()?;
+        }
+        Ok(value)
+    }
+}
+
+/// Reads the settings entry (entry 1).
+pub fn read_settings(conn: &Connection) -> Result<Settings> {
+    let (kind, markets): (String, String) = conn
+        .prepare_cached(
+            "SELECT period_kind, restricted_markets FROM ledger_settings WHERE seq = 1",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .ok_or_else(|| Error::Integrity("its settings entry is missing".to_string()))?;
+    Ok(Settings {
+        period_kind: PeriodKind::parse(&kind).map_err(Error::Integrity)?,
+        restricted_markets: markets.split(',').map(str::to_string).collect(),
+    })
+}
+
+/// Reads the chain head: the entry with the highest `seq` in any table.
+pub fn read_head(conn: &Connection) -> Result<ChainHead> {
+    let mut head = ChainHead {
+        entries: 0,
+        hash: GENESIS_HASH,
+    };
+    for kind in ALL_KINDS {
+        let sql = format!(
+            "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
+            kind.table
+        );
+        let last: Option<(i64, Vec<u8>)> = conn
+            .prepare_cached(&sql)?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((seq, hash)) = last {
+            if seq > head.entries {
+                head.entries = seq;
+                head.hash = hash.as_slice().try_into().map_err(|_| {
+                    Error::Integrity(format!("entry {seq} has a hash that is not 32 bytes"))
+                })?;
+            }
+        }
+    }
+    Ok(head)
+}
+
+/// Appends entries inside a write transaction, extending the chain.
+pub struct Appender<'conn> {
+    tx: rusqlite::Transaction<'conn>,
+    next_seq: i64,
+    previous: Hash,
+    first_seq: i64,
+    buffer: Vec<u8>,
+}
+
+impl Appender<'_> {
+    /// The transaction's connection, for reads inside the same transaction.
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    /// Seq the next appended entry will get.
+    pub fn next_seq(&self) -> i64 {
+        self.next_seq
+    }
+
+    /// Seq of the first entry appended in this transaction.
+    pub fn first_seq(&self) -> i64 {
+        self.first_seq
+    }
+
+    /// How many entries this transaction appended so far.
+    pub fn appended(&self) -> i64 {
+        self.next_seq - self.first_seq
+    }
+
+    /// The head as it stands inside this transaction.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            entries: self.next_seq - 1,
+            hash: self.previous,
+        }
+    }
+
+    /// Appends one entry of `kind`; `values` follow `kind.columns`.
+    pub fn append(&mut self, kind: &EntryKind, values: &[Value]) -> Result<i64> {
+        assert_eq!(
+            values.len(),
+            kind.columns.len(),
+            "{} column count",
+            kind.table
+        );
+        let seq = self.next_seq;
+        entry::canonical_bytes(&mut self.buffer, seq, kind, &entry::value_refs(values));
+        let hash = entry::chain_hash(&self.previous, &self.buffer);
+        let placeholders = vec!["?"; kind.columns.len() + 2].join(", ");
+        let sql = format!(
+            "INSERT INTO {} (seq, {}, hash) VALUES ({placeholders})",
+            kind.table,
+            kind.columns.join(", ")
+        );
+        let mut statement = self.tx.prepare_cached(&sql)?;
+        let hash_slice: &[u8] = &hash;
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(values.len() + 2);
+        params.push(&seq);
+        params.extend(values.iter().map(|value| value as &dyn rusqlite::ToSql));
+        params.push(&hash_slice);
+        statement.execute(params.as_slice())?;
+        self.previous = hash;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries read.
+    pub entries: i64,
+    /// Head hash (recomputed; equal to the stored one when `ok`).
+    pub head: Hash,
+    /// The first entry that does not check out, if any.
+    pub first_bad_entry: Option<i64>,
+    /// What is wrong, when something is.
+    pub message: Option<String>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked out.
+    pub fn ok(&self) -> bool {
+        self.first_bad_entry.is_none() && self.message.is_none()
+    }
+}
+
+struct Cursor<'stmt> {
+    kind: &'static EntryKind,
+    rows: rusqlite::Rows<'stmt>,
+    /// Seq of the row the cursor stands on; `None` when exhausted.
+    seq: Option<i64>,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self) -> Result<()> {
+        self.seq = match self.rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+/// Recomputes the whole chain in one read transaction: every seq from 1 to
+/// the head present exactly once, entry 1 the settings, every stored hash
+/// equal to the recomputed one, and (when given) the hash at `digest.entries`
+/// equal to `digest.hash`.
+pub fn verify_chain(conn: &Connection, digest: Option<ChainHead>) -> Result<VerifyReport> {
+    let mut statements = Vec::with_capacity(ALL_KINDS.len());
+    for kind in ALL_KINDS {
+        let sql = format!(
+            "SELECT seq, {}, hash FROM {} ORDER BY seq",
+            kind.columns.join(", "),
+            kind.table
+        );
+        statements.push((kind, conn.prepare(&sql)?));
+    }
+    let mut cursors = Vec::with_capacity(statements.len());
+    for (kind, statement) in statements.iter_mut() {
+        let mut cursor = Cursor {
+            kind,
+            rows: statement.query([])?,
+            seq: None,
+        };
+        cursor.advance()?;
+        cursors.push(cursor);
+    }
+    let bad = |entries: i64, head: Hash, seq: i64, message: String| VerifyReport {
+        entries,
+        head,
+        first_bad_entry: Some(seq),
+        message: Some(message),
+    };
+    let mut previous = GENESIS_HASH;
+    let mut expected_seq: i64 = 1;
+    let mut buffer = Vec::with_capacity(256);
+    let mut settings_seen = false;
+    loop {
+        // The cursor holding the next entry (the smallest seq).
+        let mut next: Option<usize> = None;
+        for (index, cursor) in cursors.iter().enumerate() {
+            if let Some(seq) = cursor.seq {
+                match next {
+                    Some(best) if cursors[best].seq.unwrap_or(i64::MAX) <= seq => {
+                        if cursors[best].seq == Some(seq) {
+                            return Ok(bad(
+                                expected_seq - 1,
+                                previous,
+                                seq,
+                                format!(
+                                    "entry {seq} appears twice (in {} and {})",
+                                    cursors[best].kind.table, cursor.kind.table
+                                ),
+                            ));
+                        }
+                    }
+                    _ => next = Some(index),
+                }
+            }
+        }
+        let Some(index) = next else { break };
+        let cursor = &mut cursors[index];
+        let seq = cursor.seq.expect("cursor with a row");
+        if seq != expected_seq {
+            return Ok(bad(
+                expected_seq - 1,
+                previous,
+                expected_seq,
+                if seq > expected_seq {
+                    format!("entry {expected_seq} is missing (the next entry found is {seq})")
+                } else {
+                    format!("entry {seq} is out of sequence")
+                },
+            ));
+        }
+        let is_settings = cursor.kind.table == LEDGER_SETTINGS.table;
+        if (seq == 1) != is_settings || (is_settings && settings_seen) {
+            return Ok(bad(
+                seq - 1,
+                previous,
+                seq,
+                format!(
+                    "entry {seq} is a {} entry; only entry 1 holds the ledger settings",
+                    cursor.kind.table
+                ),
+            ));
+        }
+        settings_seen |= is_settings;
+        let row = cursor.rows.get().expect("cursor stands on a row");
+        entry::canonical_start(&mut buffer, seq, cursor.kind);
+        for column in 1..=cursor.kind.columns.len() {
+            entry::encode_value(&mut buffer, row.get_ref(column)?);
+        }
+        let hash = entry::chain_hash(&previous, &buffer);
+        let stored_ok =
+            row.get_ref(cursor.kind.columns.len() + 1)?.as_blob().ok() == Some(hash.as_slice());
+        if !stored_ok {
+            return Ok(bad(
+                seq - 1,
+                previous,
+                seq,
+                format!(
+                    "entry {seq} ({}) does not match its hash: it, or the hash stored with it, was changed after it was written",
+                    cursor.kind.table
+                ),
+            ));
+        }
+        if let Some(digest) = digest {
+            if digest.entries == seq && digest.hash != hash {
+                return Ok(bad(
+                    seq,
+                    hash,
+                    seq,
+                    format!(
+                        "the chain does not match the digest {}: entries up to {seq} were rewritten since that digest was taken",
+                        digest.digest_text()
+                    ),
+                ));
+            }
+        }
+        previous = hash;
+        expected_seq += 1;
+        cursor.advance()?;
+    }
+    let entries = expected_seq - 1;
+    if entries == 0 {
+        return Ok(bad(0, previous, 1, "the ledger has no entries".to_string()));
+    }
+    if let Some(digest) = digest {
+        if digest.entries > entries {
+            return Ok(VerifyReport {
+                entries,
+                head: previous,
+                first_bad_entry: Some(entries + 1),
+                message: Some(format!(
+                    "the digest {} names entry {} but the ledger holds only {entries} entries: entries were removed",
+                    digest.digest_text(),
+                    digest.entries
+                )),
+            });
+        }
+    }
+    Ok(VerifyReport {
+        entries,
+        head: previous,
+        first_bad_entry: None,
+        message: None,
+    })
+}

@@ -1,0 +1,309 @@
+//! `qledger`: the command line. Parses arguments, calls the library, prints.
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use quotaledger::customers::CustomerEvent;
+use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
+use quotaledger::ledger::{parse_digest, verify_chain, Ledger, Settings};
+use quotaledger::lots::LotEvent;
+use quotaledger::period::{parse_date, PeriodKind};
+use quotaledger::policy::{all_versions, PolicyVersion};
+use quotaledger::values::parse_market;
+use quotaledger::Error;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "qledger",
+    version,
+    about = "Append-only, tamper-evident ledger for exports of controlled AI accelerators"
+)]
+struct Cli {
+    /// The ledger file.
+    #[arg(
+        long,
+        global = true,
+        env = "QLEDGER_DB",
+        default_value = "./ledger.sqlite"
+    )]
+    db: PathBuf,
+    /// Machine-readable output (JSON) on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The ledger's clock, YYYY-MM-DD (default: today's UTC date).
+    #[arg(long = "as-of", global = true, value_name = "DATE")]
+    as_of: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new ledger file (refuses an existing file).
+    Init {
+        /// Reporting period: month or quarter.
+        #[arg(long, default_value = "quarter")]
+        period: String,
+        /// The restricted market group, comma-separated.
+        #[arg(long, default_value = "CN,HK,MO")]
+        restricted: String,
+    },
+    /// Policy versions.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Customer approvals and revocations.
+    Customers {
+        #[command(subcommand)]
+        action: ImportAction,
+    },
+    /// Lab results per lot.
+    Lots {
+        #[command(subcommand)]
+        action: ImportAction,
+    },
+    /// Recompute the hash chain and check every entry.
+    Verify {
+        /// A digest taken earlier (N:HEX, from `qledger digest`).
+        #[arg(long, value_name = "N:HEX")]
+        digest: Option<String>,
+    },
+    /// Print the chain head: entry count and hash.
+    Digest,
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Import policy versions from a CSV file.
+    Import { file: PathBuf },
+    /// Show every recorded policy version.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum ImportAction {
+    /// Import events from a CSV file.
+    Import { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("qledger: {err}");
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
+    match &cli.as_of {
+        Some(text) => parse_date(text).map_err(|why| Error::BadInput(format!("--as-of: {why}"))),
+        None => Ok(chrono::Utc::now().date_naive()),
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("JSON values serialise")
+    );
+}
+
+fn run(cli: &Cli) -> Result<u8, Error> {
+    let as_of = as_of_date(cli)?;
+    match &cli.command {
+        Command::Init { period, restricted } => init(cli, period, restricted, as_of),
+        Command::Policy {
+            action: PolicyAction::Import { file },
+        } => reference_import::<PolicyVersion>(cli, file, as_of),
+        Command::Policy {
+            action: PolicyAction::Show,
+        } => policy_show(cli),
+        Command::Customers {
+            action: ImportAction::Import { file },
+        } => reference_import::<CustomerEvent>(cli, file, as_of),
+        Command::Lots {
+            action: ImportAction::Import { file },
+        } => reference_import::<LotEvent>(cli, file, as_of),
+        Command::Verify { digest } => verify(cli, digest.as_deref()),
+        Command::Digest => {
+            let ledger = Ledger::open(&cli.db)?;
+            let head = ledger.head()?;
+            if cli.json {
+                print_json(&json!({"entries": head.entries, "head": head.hash_hex()}));
+            } else {
+                println!("{}", head.digest_text());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u8, Error> {
+    let period_kind =
+        PeriodKind::parse(period).map_err(|why| Error::BadInput(format!("--period: {why}")))?;
+    let mut markets = Vec::new();
+    for part in restricted.split(',') {
+        let market = parse_market(part.trim())
+            .map_err(|why| Error::BadInput(format!("--restricted: {why}")))?;
+        if market == "US" {
+            return Err(Error::BadInput(
+                "--restricted: US cannot be a restricted market (caps are measured against US sales)"
+                    .to_string(),
+            ));
+        }
+        if !markets.contains(&market) {
+            markets.push(market);
+        }
+    }
+    markets.sort();
+    let settings = Settings {
+        period_kind,
+        restricted_markets: markets,
+    };
+    let ledger = Ledger::init(&cli.db, settings, as_of)?;
+    let settings = ledger.settings();
+    if cli.json {
+        print_json(&json!({
+            "db": cli.db.display().to_string(),
+            "period": settings.period_kind.name(),
+            "restricted": settings.restricted_markets,
+        }));
+    } else {
+        println!(
+            "initialised {}: {} periods, restricted markets {}",
+            cli.db.display(),
+            settings.period_kind.name(),
+            settings.restricted_markets.join(",")
+        );
+    }
+    Ok(0)
+}
+
+fn report_import(cli: &Cli, summary: &ImportSummary, refusal_code: u8) -> u8 {
+    for problem in &summary.errors {
+        eprintln!("{}", problem.render(&summary.file));
+    }
+    if cli.json {
+        print_json(&summary.to_json());
+    } else {
+        println!("{}", summary.to_text());
+    }
+    if summary.errors.is_empty() {
+        0
+    } else if summary.has_malformed() {
+        2
+    } else {
+        refusal_code
+    }
+}
+
+fn reference_import<T: ReferenceRow>(
+    cli: &Cli,
+    file: &Path,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let mut ledger = Ledger::open(&cli.db)?;
+    let label = file.display().to_string();
+    let summary = import_reference::<T>(&mut ledger, file, &label, as_of)?;
+    // Every reference-file problem is bad input (SPEC §4).
+    Ok(report_import(cli, &summary, 2))
+}
+
+fn policy_show(cli: &Cli) -> Result<u8, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    let versions = all_versions(ledger.conn())?;
+    if cli.json {
+        let items: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "chip": v.chip,
+                    "effective_from": v.effective_from.format("%Y-%m-%d").to_string(),
+                    "restricted_allowed": v.restricted_allowed,
+                    "cap_ratio": v.cap.map(|cap| cap.cap_ratio.to_string()),
+                    "cap_window": v.cap.map(|cap| cap.cap_window.name()),
+                    "remittance_rate": v.remittance_rate.to_string(),
+                    "lab_test_required": v.lab_test_required,
+                    "customer_approval_required": v.customer_approval_required,
+                    "source": v.source,
+                })
+            })
+            .collect();
+        print_json(&json!({ "versions": items }));
+        return Ok(0);
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if table.width().is_none() {
+        table.set_width(160);
+    }
+    table.set_header([
+        "chip",
+        "effective_from",
+        "restricted_allowed",
+        "cap_ratio",
+        "cap_window",
+        "remittance_rate",
+        "lab_test_required",
+        "customer_approval_required",
+        "source",
+    ]);
+    for v in &versions {
+        table.add_row([
+            v.chip.clone(),
+            v.effective_from.format("%Y-%m-%d").to_string(),
+            v.restricted_allowed.to_string(),
+            v.cap.map_or(String::new(), |cap| cap.cap_ratio.to_string()),
+            v.cap
+                .map_or(String::new(), |cap| cap.cap_window.name().to_string()),
+            v.remittance_rate.to_string(),
+            v.lab_test_required.to_string(),
+            v.customer_approval_required.to_string(),
+            v.source.clone(),
+        ]);
+    }
+    println!("{table}");
+    Ok(0)
+}
+
+fn verify(cli: &Cli, digest: Option<&str>) -> Result<u8, Error> {
+    let digest = digest
+        .map(|text| parse_digest(text).map_err(|why| Error::BadInput(format!("--digest: {why}"))))
+        .transpose()?;
+    let ledger = Ledger::open(&cli.db)?;
+    let report = verify_chain(ledger.conn(), digest)?;
+    let head_hex = hex::encode(report.head);
+    if report.ok() {
+        if cli.json {
+            print_json(&json!({"ok": true, "entries": report.entries, "head": head_hex}));
+        } else {
+            println!("ok: {} entries, head {head_hex}", report.entries);
+        }
+        return Ok(0);
+    }
+    let message = report.message.clone().unwrap_or_default();
+    eprintln!("qledger: verify failed: {message}");
+    if cli.json {
+        print_json(&json!({
+            "ok": false,
+            "entries": report.entries,
+            "head": head_hex,
+            "first_bad_entry": report.first_bad_entry,
+            "message": message,
+        }));
+    } else {
+        println!(
+            "FAILED at entry {}: {message}",
+            report.first_bad_entry.unwrap_or(0)
+        );
+    }
+    Ok(3)
+}

@@ -1,0 +1,376 @@
+//! Effective-dated policy versions (SPEC §3.1): import, lookup, display.
+
+use crate::csvin::{ColumnSpec, Row};
+use crate::entry::{EntryKind, POLICY_VERSION};
+use crate::error::{Error, Result, RowProblem};
+use crate::imports::{check, ReferenceRow};
+use crate::money::Ratio;
+use crate::period::{format_date, parse_date, Period};
+use crate::values::{parse_bool, parse_chip, parse_choice, parse_text};
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+
+/// How the units of a cap window are gathered (SPEC §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CapWindow {
+    /// The reporting period of the date being checked.
+    Period,
+    /// From the start of the unbroken run of capped versions.
+    Cumulative,
+}
+
+impl CapWindow {
+    /// The stored and displayed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CapWindow::Period => "period",
+            CapWindow::Cumulative => "cumulative",
+        }
+    }
+}
+
+/// A volume cap: ratio and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cap {
+    /// Restricted units at most this share of US units.
+    pub cap_ratio: Ratio,
+    /// Which dates count together.
+    pub cap_window: CapWindow,
+}
+
+/// One policy version of one chip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// Chip code, upper-case.
+    pub chip: String,
+    /// First day the version is in force.
+    pub effective_from: NaiveDate,
+    /// May the chip be sold to the restricted group at all.
+    pub restricted_allowed: bool,
+    /// The cap, if any.
+    pub cap: Option<Cap>,
+    /// Share of restricted net revenue owed.
+    pub remittance_rate: Ratio,
+    /// Restricted sales must name a lab-cleared lot.
+    pub lab_test_required: bool,
+    /// Restricted sales must name an approved customer.
+    pub customer_approval_required: bool,
+    /// Citation.
+    pub source: String,
+}
+
+const COLUMNS: &[ColumnSpec] = &[
+    ColumnSpec {
+        name: "chip",
+        required: true,
+    },
+    ColumnSpec {
+        name: "effective_from",
+        required: true,
+    },
+    ColumnSpec {
+        name: "restricted_allowed",
+        required: true,
+    },
+    ColumnSpec {
+        name: "cap_ratio",
+        required: true,
+    },
+    ColumnSpec {
+        name: "cap_window",
+        required: true,
+    },
+    ColumnSpec {
+        name: "remittance_rate",
+        required: true,
+    },
+    ColumnSpec {
+        name: "lab_test_required",
+        required: true,
+    },
+    ColumnSpec {
+        name: "customer_approval_required",
+        required: true,
+    },
+    ColumnSpec {
+        name: "source",
+        required: true,
+    },
+];
+
+/// A policy_version row as stored.
+type StoredVersion = (
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    bool,
+    String,
+);
+
+const SELECT_COLUMNS: &str = "chip, effective_from, restricted_allowed, cap_ratio, cap_window, \
+     remittance_rate, lab_test_required, customer_approval_required, source";
+
+impl PolicyVersion {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredVersion> {
+        Ok((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+        ))
+    }
+
+    /// Rebuilds a version from stored text, checking it re-parses (an
+    /// invariant on read: anything else means the file was tampered with).
+    fn from_stored(stored: StoredVersion) -> Result<PolicyVersion> {
+        let (chip, from, allowed, ratio, window, rate, lab, approval, source) = stored;
+        let corrupt = |what: String| {
+            Error::Integrity(format!(
+                "stored policy version of {chip} is corrupt: {what}"
+            ))
+        };
+        let effective_from = parse_date(&from).map_err(corrupt)?;
+        let cap = match (ratio, window) {
+            (Some(ratio), Some(window)) => Some(Cap {
+                cap_ratio: Ratio::parse(&ratio).map_err(corrupt)?,
+                cap_window: match window.as_str() {
+                    "period" => CapWindow::Period,
+                    "cumulative" => CapWindow::Cumulative,
+                    other => return Err(corrupt(format!("cap_window '{other}'"))),
+                },
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("cap_ratio without cap_window".to_string())),
+        };
+        Ok(PolicyVersion {
+            remittance_rate: Ratio::parse(&rate).map_err(corrupt)?,
+            chip,
+            effective_from,
+            restricted_allowed: allowed,
+            cap,
+            lab_test_required: lab,
+            customer_approval_required: approval,
+            source,
+        })
+    }
+}
+
+/// Every recorded version, ordered by chip and date.
+pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {SELECT_COLUMNS} FROM policy_version ORDER BY chip, effective_from"
+    ))?;
+    let stored = statement
+        .query_map([], PolicyVersion::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored.into_iter().map(PolicyVersion::from_stored).collect()
+}
+
+/// The version of `chip` in force on `date`: the latest with
+/// `effective_from <= date`.
+pub fn version_in_force(
+    conn: &Connection,
+    chip: &str,
+    date: NaiveDate,
+) -> Result<Option<PolicyVersion>> {
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND effective_from <= ?2 \
+             ORDER BY effective_from DESC LIMIT 1"
+        ))?
+        .query_row((chip, format_date(date)), PolicyVersion::from_row)
+        .optional()?;
+    stored.map(PolicyVersion::from_stored).transpose()
+}
+
+/// The latest date of any sale, return or hold of `chip` (a new version
+/// must take effect after it).
+pub fn last_activity_date(conn: &Connection, chip: &str) -> Result<Option<NaiveDate>> {
+    let latest: Option<String> = conn
+        .prepare_cached(
+            "SELECT max(d) FROM (SELECT max(sale_date) AS d FROM sale WHERE chip = ?1 \
+             UNION ALL SELECT max(planned_date) FROM hold WHERE chip = ?1)",
+        )?
+        .query_row([chip], |row| row.get(0))?;
+    latest
+        .map(|text| parse_date(&text).map_err(Error::Integrity))
+        .transpose()
+}
+
+/// The last day of the latest closed period, if any period is closed.
+pub fn last_closed_day(
+    conn: &Connection,
+    kind: crate::period::PeriodKind,
+) -> Result<Option<NaiveDate>> {
+    let periods: Vec<String> = conn
+        .prepare_cached("SELECT period FROM period_close")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut latest = None;
+    for text in periods {
+        let period = Period::parse(kind, &text).map_err(Error::Integrity)?;
+        latest = latest.max(Some(period.last_day()));
+    }
+    Ok(latest)
+}
+
+/// Per-import context: the ledger's period kind, looked up once.
+#[derive(Default)]
+pub struct PolicyContext {
+    last_closed_day: Option<Option<NaiveDate>>,
+}
+
+impl ReferenceRow for PolicyVersion {
+    type Context = PolicyContext;
+    const KIND: EntryKind = POLICY_VERSION;
+    const FILE_KIND: &'static str = "policy";
+    const COLUMNS: &'static [ColumnSpec] = COLUMNS;
+    const DATE_COLUMN: &'static str = "effective_from";
+
+    fn parse(row: &Row<'_>, problems: &mut Vec<RowProblem>) -> Option<PolicyVersion> {
+        let line = row.line;
+        let chip = check(problems, line, "chip", parse_chip(row.get(0)));
+        let effective_from = check(problems, line, "effective_from", parse_date(row.get(1)));
+        let restricted_allowed =
+            check(problems, line, "restricted_allowed", parse_bool(row.get(2)));
+        let cap_ratio_text = row.get(3);
+        let cap = if cap_ratio_text.is_empty() {
+            Some(None) // no cap; cap_window is ignored
+        } else {
+            let cap_ratio = check(problems, line, "cap_ratio", Ratio::parse(cap_ratio_text));
+            let cap_window = if row.get(4).is_empty() {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "cap_window",
+                    "is required when cap_ratio is given (period or cumulative)",
+                ));
+                None
+            } else {
+                check(
+                    problems,
+                    line,
+                    "cap_window",
+                    parse_choice(row.get(4), &["period", "cumulative"]),
+                )
+                .map(|name| {
+                    if name == "period" {
+                        CapWindow::Period
+                    } else {
+                        CapWindow::Cumulative
+                    }
+                })
+            };
+            match (cap_ratio, cap_window) {
+                (Some(cap_ratio), Some(cap_window)) => Some(Some(Cap {
+                    cap_ratio,
+                    cap_window,
+                })),
+                _ => None,
+            }
+        };
+        let remittance_rate = if row.get(5).is_empty() {
+            problems.push(RowProblem::malformed(
+                line,
+                "remittance_rate",
+                "is required (a rate in [0,1], 0 for none)",
+            ));
+            None
+        } else {
+            check(problems, line, "remittance_rate", Ratio::parse(row.get(5)))
+        };
+        let lab = check(problems, line, "lab_test_required", parse_bool(row.get(6)));
+        let approval = check(
+            problems,
+            line,
+            "customer_approval_required",
+            parse_bool(row.get(7)),
+        );
+        let source = check(problems, line, "source", parse_text(row.get(8), true));
+        Some(PolicyVersion {
+            chip: chip?,
+            effective_from: effective_from?,
+            restricted_allowed: restricted_allowed?,
+            cap: cap?,
+            remittance_rate: remittance_rate?,
+            lab_test_required: lab?,
+            customer_approval_required: approval?,
+            source: source?,
+        })
+    }
+
+    fn identity(&self) -> (String, NaiveDate) {
+        (self.chip.clone(), self.effective_from)
+    }
+
+    fn load_recorded(conn: &Connection, identity: &(String, NaiveDate)) -> Result<Option<Self>> {
+        let stored = conn
+            .prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND effective_from = ?2"
+            ))?
+            .query_row((&identity.0, format_date(identity.1)), PolicyVersion::from_row)
+            .optional()?;
+        stored.map(PolicyVersion::from_stored).transpose()
+    }
+
+    fn check(
+        &self,
+        conn: &Connection,
+        context: &mut PolicyContext,
+    ) -> Result<Option<(&'static str, String)>> {
+        if let Some(last) = last_activity_date(conn, &self.chip)? {
+            if self.effective_from <= last {
+                return Ok(Some((
+                    "effective_from",
+                    format!(
+                        "{} has a sale, return or hold recorded on {}; a new version must take effect after it (rules are never applied retroactively)",
+                        self.chip,
+                        format_date(last)
+                    ),
+                )));
+            }
+        }
+        if context.last_closed_day.is_none() {
+            let kind = crate::ledger::read_settings(conn)?.period_kind;
+            context.last_closed_day = Some(last_closed_day(conn, kind)?);
+        }
+        if let Some(Some(closed)) = context.last_closed_day {
+            if self.effective_from <= closed {
+                return Ok(Some((
+                    "effective_from",
+                    format!(
+                        "periods are closed through {}; a new version must take effect after every closed period",
+                        format_date(closed)
+                    ),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.chip.clone()),
+            Value::Text(format_date(self.effective_from)),
+            Value::Integer(self.restricted_allowed as i64),
+            self.cap
+                .map_or(Value::Null, |cap| Value::Text(cap.cap_ratio.to_string())),
+            self.cap.map_or(Value::Null, |cap| {
+                Value::Text(cap.cap_window.name().to_string())
+            }),
+            Value::Text(self.remittance_rate.to_string()),
+            Value::Integer(self.lab_test_required as i64),
+            Value::Integer(self.customer_approval_required as i64),
+            Value::Text(self.source.clone()),
+        ]
+    }
+}
