@@ -213,43 +213,12 @@ impl Ledger {
 
     /// Opens an existing, initialised ledger. Never creates a file.
     pub fn open(path: &Path) -> Result<Ledger> {
-        let not_a_ledger = |why: &str| {
-            Error::BadInput(format!(
-                "{} is not a qledger ledger ({why}); create one with `qledger init`",
-                path.display()
-            ))
-        };
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Err(not_a_ledger("not a regular file")),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(not_a_ledger("no such file"))
-            }
-            Err(err) => return Err(Error::from(err)),
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|err| not_a_ledger(&err.to_string()))?;
-        let application_id: i64 = conn
-            .query_row("PRAGMA application_id", [], |row| row.get(0))
-            .map_err(|err| match Error::from(err) {
-                Error::BadInput(_) => not_a_ledger("not an SQLite database"),
-                other => other,
-            })?;
-        if application_id != APPLICATION_ID {
-            return Err(not_a_ledger("not created by qledger init"));
-        }
-        configure(&conn)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if version != SCHEMA_VERSION {
-            return Err(not_a_ledger(&format!(
-                "schema version {version}, this qledger reads version {SCHEMA_VERSION}"
-            )));
-        }
+        let conn = open_connection(path)?;
         let settings = read_settings(&conn).map_err(|err| match err {
-            Error::Integrity(why) => not_a_ledger(&why),
+            Error::Integrity(why) => Error::Integrity(format!(
+                "{}: the settings entry cannot be read ({why}); run qledger verify",
+                path.display()
+            )),
             other => other,
         })?;
         Ok(Ledger {
@@ -307,11 +276,54 @@ impl Ledger {
     }
 }
 
+/// Opens the connection to an existing qledger file without reading its
+/// entries (what `verify` needs even when entries were tampered with):
+/// the file exists, is SQLite, was made by `qledger init`, has our schema
+/// version. Never creates a file.
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    let not_a_ledger = |why: &str| {
+        Error::BadInput(format!(
+            "{} is not a qledger ledger ({why}); create one with `qledger init`",
+            path.display()
+        ))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(not_a_ledger("not a regular file")),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_ledger("no such file"))
+        }
+        Err(err) => return Err(Error::from(err)),
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| not_a_ledger(&err.to_string()))?;
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|err| match Error::from(err) {
+            Error::BadInput(_) => not_a_ledger("not an SQLite database"),
+            other => other,
+        })?;
+    if application_id != APPLICATION_ID {
+        return Err(not_a_ledger("not created by qledger init"));
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version != SCHEMA_VERSION {
+        return Err(not_a_ledger(&format!(
+            "schema version {version}, this qledger reads version {SCHEMA_VERSION}"
+        )));
+    }
+    configure(&conn)?;
+    Ok(conn)
+}
+
 /// Reads the settings entry (entry 1).
 pub fn read_settings(conn: &Connection) -> Result<Settings> {
     let (kind, markets): (String, String) = conn
         .prepare_cached(
-            "SELECT period_kind, restricted_markets FROM ledger_settings WHERE seq = 1",
+            "SELECT period_kind, restricted_markets FROM ledger_settings ORDER BY seq LIMIT 1",
         )?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use quotaledger::customers::CustomerEvent;
 use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
-use quotaledger::ledger::{parse_digest, verify_chain, Ledger, Settings};
+use quotaledger::ledger::{open_connection, parse_digest, verify_chain, Ledger, Settings};
 use quotaledger::lots::LotEvent;
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::policy::{all_versions, PolicyVersion};
@@ -278,8 +278,9 @@ fn verify(cli: &Cli, digest: Option<&str>) -> Result<u8, Error> {
     let digest = digest
         .map(|text| parse_digest(text).map_err(|why| Error::BadInput(format!("--digest: {why}"))))
         .transpose()?;
-    let ledger = Ledger::open(&cli.db)?;
-    let report = verify_chain(ledger.conn(), digest)?;
+    // Not Ledger::open: verify must report on a ledger whose settings were tampered with.
+    let conn = open_connection(&cli.db)?;
+    let report = verify_chain(&conn, digest)?;
     let head_hex = hex::encode(report.head);
     if report.ok() {
         if cli.json {

@@ -1,0 +1,189 @@
+//! The ledger core through the real binary: init, reference imports,
+//! verify, digest, append-only triggers, tamper evidence.
+
+mod common;
+
+use common::*;
+use rusqlite::Connection;
+
+#[test]
+fn init_import_verify_and_digest() {
+    let (_dir, db) = new_ledger();
+    let (code, init_again, stderr) = run(&db, &["init"]);
+    assert_eq!(code, 2, "init refuses an existing file: {init_again}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let after_init = digest(&db);
+    assert!(
+        after_init.starts_with("1:"),
+        "init writes exactly the settings entry: {after_init}"
+    );
+
+    let policy = fixture("policy.csv");
+    let (code, summary, _) = run_json(&db, &["policy", "import", policy.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["rows"], 6);
+    assert_eq!(summary["inserted"], 6);
+    assert_eq!(summary["duplicates"], 0);
+    assert_eq!(summary["rejected"], 0);
+    assert_eq!(summary["errors"], serde_json::json!([]));
+    assert_eq!(summary["sha256"].as_str().unwrap().len(), 64);
+    // 6 versions + 1 import batch entry
+    assert!(digest(&db).starts_with("8:"));
+
+    let (code, verified, _) = run_json(&db, &["verify"]);
+    assert_eq!(code, 0);
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["entries"], 8);
+    let head = digest(&db);
+    assert_eq!(head, format!("8:{}", verified["head"].as_str().unwrap()));
+}
+
+#[test]
+fn init_json_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("monthly.sqlite");
+    let (code, init, _) = run_json(
+        &db,
+        &["init", "--period", "month", "--restricted", "cn,hk,mo,ru"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(init["period"], "month");
+    assert_eq!(
+        init["restricted"],
+        serde_json::json!(["CN", "HK", "MO", "RU"])
+    );
+    assert_eq!(init["db"], db.display().to_string());
+
+    for bad in [
+        vec!["init", "--period", "week"],
+        vec!["init", "--restricted", "CN,USA"],
+        vec!["init", "--restricted", "US,CN"],
+    ] {
+        let other = dir.path().join("other.sqlite");
+        let (code, _, stderr) = run(&other, &bad);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(!other.exists(), "a refused init leaves no file");
+    }
+}
+
+#[test]
+fn every_command_refuses_a_file_that_is_not_a_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sqlite");
+    let not_sqlite = write_file(dir.path(), "notes.sqlite", "hello, this is text\n");
+    let other_sqlite = dir.path().join("other.sqlite");
+    Connection::open(&other_sqlite)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let empty = write_file(dir.path(), "empty.sqlite", "");
+    let policy = fixture("policy.csv");
+    for db in [&missing, &not_sqlite, &other_sqlite, &empty] {
+        let before = std::fs::read(db).ok();
+        for args in [
+            vec!["digest"],
+            vec!["verify"],
+            vec!["policy", "show"],
+            vec!["policy", "import", policy.to_str().unwrap()],
+            vec!["customers", "import", policy.to_str().unwrap()],
+            vec!["lots", "import", policy.to_str().unwrap()],
+        ] {
+            let (code, stdout, stderr) = run(db, &args);
+            assert_eq!(code, 2, "{} {args:?}: {stdout} {stderr}", db.display());
+            assert!(stderr.contains("is not a qledger ledger"), "{stderr}");
+        }
+        assert_eq!(std::fs::read(db).ok(), before, "{} unchanged", db.display());
+    }
+    assert!(!missing.exists(), "never creates a ledger");
+}
+
+#[test]
+fn digest_is_stable_across_reads_and_grows_with_writes() {
+    let (dir, db) = loaded_ledger();
+    let first = digest(&db);
+    for args in [
+        vec!["verify"],
+        vec!["policy", "show"],
+        vec!["--json", "policy", "show"],
+        vec!["digest"],
+    ] {
+        let (code, _, stderr) = run(&db, &args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(digest(&db), first, "{args:?} changed the ledger");
+    }
+    // Re-importing identical reference rows appends nothing.
+    let customers = fixture("customers.csv");
+    let (code, summary, _) = run_json(&db, &["customers", "import", customers.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["inserted"], 0);
+    assert_eq!(summary["duplicates"], 6);
+    assert_eq!(digest(&db), first);
+
+    let more = write_file(
+        dir.path(),
+        "more.csv",
+        "customer_id,name,country,status,effective_date,reference\nC-NEW,New Co,CN,approved,2026-03-01,\n",
+    );
+    let (code, _, _) = run(&db, &["customers", "import", more.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let second = digest(&db);
+    let count = |d: &str| d.split(':').next().unwrap().parse::<i64>().unwrap();
+    assert_eq!(
+        count(&second),
+        count(&first) + 2,
+        "one event and one batch entry"
+    );
+    assert_ne!(second.split(':').nth(1), first.split(':').nth(1));
+}
+
+#[test]
+fn policy_show_lists_versions_with_csv_field_names() {
+    let (_dir, db) = loaded_ledger();
+    let (code, shown, _) = run_json(&db, &["policy", "show"]);
+    assert_eq!(code, 0);
+    let versions = shown["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 6);
+    let h200 = versions.iter().find(|v| v["chip"] == "H200").unwrap();
+    assert_eq!(
+        h200,
+        &serde_json::json!({
+            "chip": "H200", "effective_from": "2026-01-15", "restricted_allowed": true,
+            "cap_ratio": "0.5", "cap_window": "period", "remittance_rate": "0.25",
+            "lab_test_required": true, "customer_approval_required": true,
+            "source": h200["source"].as_str().unwrap(),
+        })
+    );
+    assert!(!h200["source"].as_str().unwrap().is_empty());
+    let h20 = versions.iter().find(|v| v["chip"] == "H20").unwrap();
+    assert_eq!(h20["cap_ratio"], serde_json::Value::Null);
+    assert_eq!(h20["cap_window"], serde_json::Value::Null);
+    assert_eq!(h20["remittance_rate"], "0.15");
+    let (code, table, _) = run(&db, &["policy", "show"]);
+    assert_eq!(code, 0);
+    assert!(table.contains("H200") && table.contains("0.25"));
+}
+
+#[test]
+fn update_and_delete_fail_on_every_ledger_table() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let before = digest(&db);
+    let conn = Connection::open(&db).unwrap();
+    for table in ledger_tables() {
+        let rows: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert!(rows > 0, "{table} has rows, so its triggers are exercised");
+        let update = conn.execute(&format!("UPDATE {table} SET seq = seq"), []);
+        let err = update.expect_err(&format!("UPDATE on {table} must fail"));
+        assert!(err.to_string().contains("append-only"), "{table}: {err}");
+        let delete = conn.execute(&format!("DELETE FROM {table}"), []);
+        let err = delete.expect_err(&format!("DELETE on {table} must fail"));
+        assert!(err.to_string().contains("append-only"), "{table}: {err}");
+    }
+    drop(conn);
+    assert_eq!(digest(&db), before);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -1,0 +1,305 @@
+//! Tamper evidence: with the triggers dropped, changing any one column of
+//! any one entry makes `verify` exit 3 and name that entry; digests taken
+//! earlier catch a chain rewritten consistently.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn drop_triggers(conn: &Connection) {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!names.is_empty());
+    for name in names {
+        conn.execute(&format!("DROP TRIGGER {name}"), []).unwrap();
+    }
+}
+
+fn columns_of(conn: &Connection, table: &str) -> Vec<String> {
+    conn.prepare(&format!(
+        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+    ))
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Candidate replacement values for a column, most generic first; the
+/// first one the table's CHECK constraints accept is used.
+fn candidates(current: &Value) -> Vec<Value> {
+    let text = |s: &str| Value::Text(s.to_string());
+    match current {
+        Value::Integer(n) => vec![Value::Integer(n + 1), Value::Integer(n - 1)],
+        Value::Text(s) => {
+            let mut list = vec![Value::Text(format!("{s}x"))];
+            for alternative in [
+                "approved",
+                "revoked",
+                "pass",
+                "fail",
+                "sale",
+                "return",
+                "period",
+                "cumulative",
+                "month",
+                "quarter",
+                "policy",
+                "customers",
+                "lots",
+                "sales",
+            ] {
+                if alternative != s {
+                    list.push(text(alternative));
+                }
+            }
+            list
+        }
+        Value::Null => vec![text("x"), Value::Integer(1)],
+        Value::Blob(b) => {
+            let mut flipped = b.clone();
+            flipped[0] ^= 1;
+            vec![Value::Blob(flipped)]
+        }
+        Value::Real(_) => unreachable!("no REAL columns"),
+    }
+}
+
+fn copy_ledger(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    assert!(
+        !from.with_extension("sqlite-wal").exists(),
+        "ledger was checkpointed before copying"
+    );
+}
+
+#[test]
+fn changing_any_column_of_any_entry_is_caught() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let conn = Connection::open(&db).unwrap();
+    let mut cases = Vec::new();
+    for table in ledger_tables() {
+        let seqs: Vec<i64> = conn
+            .prepare(&format!("SELECT seq FROM {table} ORDER BY seq"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!seqs.is_empty(), "{table} has entries");
+        for seq in seqs {
+            for column in columns_of(&conn, table) {
+                cases.push((table, seq, column));
+            }
+        }
+    }
+    drop(conn);
+    let tampered = dir.path().join("tampered.sqlite");
+    let mut checked = 0;
+    for (table, seq, column) in &cases {
+        let _ = std::fs::remove_file(&tampered);
+        copy_ledger(&db, &tampered);
+        let conn = Connection::open(&tampered).unwrap();
+        drop_triggers(&conn);
+        // A forger can ignore CHECK constraints too; verify must not rely on them.
+        conn.pragma_update(None, "ignore_check_constraints", "ON")
+            .unwrap();
+        if column == "seq" {
+            conn.execute(
+                &format!("UPDATE {table} SET seq = seq + 100000 WHERE seq = ?1"),
+                [seq],
+            )
+            .unwrap();
+        } else {
+            let current: Value = conn
+                .query_row(
+                    &format!("SELECT {column} FROM {table} WHERE seq = ?1"),
+                    [seq],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let changed = candidates(&current).into_iter().any(|candidate| {
+                conn.execute(
+                    &format!("UPDATE {table} SET {column} = ?1 WHERE seq = ?2"),
+                    rusqlite::params![candidate, seq],
+                )
+                .is_ok()
+            });
+            assert!(changed, "could not change {table}.{column} of entry {seq}");
+        }
+        drop(conn);
+        let (code, report, stderr) = run_json(&tampered, &["verify"]);
+        assert_eq!(
+            code, 3,
+            "{table}.{column} of entry {seq}: {report} {stderr}"
+        );
+        assert_eq!(report["ok"], false);
+        assert_eq!(
+            report["first_bad_entry"], *seq,
+            "{table}.{column} of entry {seq}: {report}"
+        );
+        assert!(!report["message"].as_str().unwrap().is_empty());
+        checked += 1;
+    }
+    assert!(checked > 150, "only {checked} cases");
+}
+
+#[test]
+fn removing_the_last_entry_is_caught_by_an_earlier_digest() {
+    let (dir, db) = loaded_ledger();
+    let taken = digest(&db);
+    let tampered = dir.path().join("tampered.sqlite");
+    copy_ledger(&db, &tampered);
+    let conn = Connection::open(&tampered).unwrap();
+    drop_triggers(&conn);
+    conn.execute(
+        "DELETE FROM import_batch WHERE seq = (SELECT max(seq) FROM import_batch)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, _, _) = run(&tampered, &["verify"]);
+    assert_eq!(
+        code, 0,
+        "a truncated chain is self-consistent; only a digest catches it"
+    );
+    let (code, report, _) = run_json(&tampered, &["verify", "--digest", &taken]);
+    assert_eq!(code, 3);
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["message"].as_str().unwrap().contains("removed"),
+        "{report}"
+    );
+}
+
+#[test]
+fn digest_taken_earlier_is_accepted_after_more_appends_and_a_wrong_one_is_not() {
+    let (_dir, db) = new_ledger();
+    let policy = fixture("policy.csv");
+    run(&db, &["policy", "import", policy.to_str().unwrap()]);
+    let early = digest(&db);
+    let customers = fixture("customers.csv");
+    run(&db, &["customers", "import", customers.to_str().unwrap()]);
+    assert_ne!(digest(&db), early);
+
+    let (code, report, stderr) = run_json(&db, &["verify", "--digest", &early]);
+    assert_eq!(code, 0, "{report} {stderr}");
+    assert_eq!(report["ok"], true);
+
+    let (count, hash) = early.split_once(':').unwrap();
+    let mut wrong_hash: Vec<char> = hash.chars().collect();
+    wrong_hash[10] = if wrong_hash[10] == '0' { '1' } else { '0' };
+    let wrong = format!("{count}:{}", wrong_hash.into_iter().collect::<String>());
+    let (code, report, _) = run_json(&db, &["verify", "--digest", &wrong]);
+    assert_eq!(code, 3);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["first_bad_entry"], count.parse::<i64>().unwrap());
+
+    let beyond = format!("999:{hash}");
+    let (code, _, _) = run(&db, &["verify", "--digest", &beyond]);
+    assert_eq!(code, 3, "a digest past the head means entries were removed");
+
+    for malformed in ["abc", "5", "5:zz", "0:00", &format!("x:{hash}")] {
+        let (code, _, _) = run(&db, &["verify", "--digest", malformed]);
+        assert_eq!(code, 2, "{malformed}");
+    }
+}
+
+/// An independent recomputation of the chain, written from the README's
+/// description only (not with the library's encoder): SELECT * per table,
+/// netstrings of seq, table name, then the remaining columns but `hash`.
+fn recompute_independently(conn: &Connection) -> Vec<(String, i64, [u8; 32])> {
+    let mut rows: Vec<(i64, String, Vec<u8>)> = Vec::new();
+    for table in ledger_tables() {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let count = statement.column_count();
+        let mut cursor = statement.query([]).unwrap();
+        while let Some(row) = cursor.next().unwrap() {
+            let netstring = |bytes: &[u8]| {
+                let mut out = format!("{}:", bytes.len()).into_bytes();
+                out.extend_from_slice(bytes);
+                out.push(b',');
+                out
+            };
+            let seq: i64 = row.get(0).unwrap();
+            let mut canonical = netstring(seq.to_string().as_bytes());
+            canonical.extend(netstring(table.as_bytes()));
+            for index in 1..count - 1 {
+                match row.get::<_, Value>(index).unwrap() {
+                    Value::Null => canonical.extend_from_slice(b"~,"),
+                    Value::Integer(n) => canonical.extend(netstring(n.to_string().as_bytes())),
+                    Value::Text(t) => canonical.extend(netstring(t.as_bytes())),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            rows.push((seq, table.to_string(), canonical));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut previous = [0u8; 32];
+    let mut out = Vec::new();
+    for (seq, table, canonical) in rows {
+        let mut hasher = Sha256::new();
+        hasher.update(previous);
+        hasher.update(&canonical);
+        previous = hasher.finalize().into();
+        out.push((table, seq, previous));
+    }
+    out
+}
+
+#[test]
+fn the_documented_encoding_recomputes_the_head() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let conn = Connection::open(&db).unwrap();
+    let chain = recompute_independently(&conn);
+    let (_, last_seq, last_hash) = chain.last().unwrap();
+    assert_eq!(
+        digest(&db),
+        format!("{last_seq}:{}", hex::encode(last_hash))
+    );
+}
+
+#[test]
+fn a_consistently_rewritten_chain_passes_plain_verify_but_not_an_earlier_digest() {
+    let (dir, db) = loaded_ledger();
+    let taken = digest(&db);
+    let forged = dir.path().join("forged.sqlite");
+    copy_ledger(&db, &forged);
+    let conn = Connection::open(&forged).unwrap();
+    drop_triggers(&conn);
+    // Lower a lot's approved units, then recompute every later hash.
+    conn.execute(
+        "UPDATE lot_event SET units = 1 WHERE seq = (SELECT min(seq) FROM lot_event)",
+        [],
+    )
+    .unwrap();
+    for (table, seq, hash) in recompute_independently(&conn) {
+        conn.execute(
+            &format!("UPDATE {table} SET hash = ?1 WHERE seq = ?2"),
+            rusqlite::params![hash.to_vec(), seq],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let (code, _, _) = run(&forged, &["verify"]);
+    assert_eq!(code, 0, "the forger recomputed every hash");
+    let (code, report, _) = run_json(&forged, &["verify", "--digest", &taken]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["ok"], false);
+}
