@@ -250,4 +250,60 @@ mod tests {
         let expected: Hash = Sha256::digest(&expected_input).into();
         assert_eq!(hash, expected);
     }
+
+    #[test]
+    fn readme_example_encoding() {
+        let mut out = Vec::new();
+        canonical_bytes(
+            &mut out,
+            7,
+            &HOLD_RELEASE,
+            &[
+                ValueRef::Integer(3),
+                ValueRef::Text(b"PO-1"),
+                ValueRef::Integer(5),
+                ValueRef::Text(b"2026-02-16"),
+            ],
+        );
+        assert_eq!(out, b"1:7,12:hold_release,1:3,4:PO-1,1:5,10:2026-02-16,");
+    }
+
+    #[test]
+    fn registry_matches_schema_column_order() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::ledger::SCHEMA_SQL).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut registered: Vec<String> = ALL_KINDS.iter().map(|k| k.table.to_string()).collect();
+        registered.sort();
+        let ledger_tables: Vec<String> = tables
+            .into_iter()
+            .filter(|t| !t.starts_with("derived_"))
+            .collect();
+        assert_eq!(
+            ledger_tables, registered,
+            "every ledger table is a registered kind"
+        );
+        for kind in ALL_KINDS {
+            let columns: Vec<String> = conn
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info('{}') ORDER BY cid",
+                    kind.table
+                ))
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut expected = vec!["seq".to_string()];
+            expected.extend(kind.columns.iter().map(|c| c.to_string()));
+            expected.push("hash".to_string());
+            assert_eq!(columns, expected, "{}", kind.table);
+        }
+    }
 }

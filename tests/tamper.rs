@@ -303,3 +303,39 @@ fn a_consistently_rewritten_chain_passes_plain_verify_but_not_an_earlier_digest(
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["ok"], false);
 }
+
+#[test]
+fn the_auditor_script_in_the_repo_recomputes_the_head() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let script = root().join("scripts").join("audit_chain.py");
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&db)
+        .output()
+        .expect("python3 runs (it is on every machine of this kind)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        digest(&db)
+    );
+
+    // And it notices a change, like verify does.
+    let tampered = dir.path().join("t.sqlite");
+    copy_ledger(&db, &tampered);
+    let conn = Connection::open(&tampered).unwrap();
+    drop_triggers(&conn);
+    conn.execute("UPDATE customer_event SET name = 'Someone else' WHERE seq = (SELECT min(seq) FROM customer_event)", [])
+        .unwrap();
+    drop(conn);
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
