@@ -84,10 +84,14 @@ CREATE TABLE sale (
     lot_id              TEXT,
     order_ref           TEXT,
     reverses            TEXT,                      -- record_id of the sale a return reverses
+    hold_seq            INTEGER,                   -- the hold this sale drew units from
+    drawn_units         INTEGER,                   -- how many of its units came from that hold
     accepted_rules      TEXT,                      -- e.g. 'cap,lot' for --accept-violations
     accepted_reason     TEXT,
     hash                BLOB    NOT NULL,
     CHECK ((kind = 'return') = (reverses IS NOT NULL)),
+    CHECK ((hold_seq IS NULL) = (drawn_units IS NULL)),
+    CHECK (drawn_units IS NULL OR drawn_units BETWEEN 1 AND units),
     CHECK ((accepted_rules IS NULL) = (accepted_reason IS NULL))
 ) STRICT;
 
@@ -153,11 +157,36 @@ CREATE TABLE import_batch (
     hash            BLOB    NOT NULL
 ) STRICT;
 
--- Lookup indexes for the rules.
+-- Lookup indexes for the rules. Sales carry only the UNIQUE(record_id)
+-- index; per-day figures come from the derived tables below, so the nightly
+-- import does not maintain a (chip, market, date) index per row.
 CREATE INDEX customer_event_by_id ON customer_event (customer_id, effective_date);
 CREATE INDEX lot_event_by_id ON lot_event (lot_id, effective_date);
 CREATE INDEX hold_by_order ON hold (order_ref);
+CREATE INDEX hold_by_expiry ON hold (expires_on);
 CREATE INDEX hold_release_by_hold ON hold_release (hold_seq);
+CREATE INDEX sale_returns ON sale (reverses) WHERE reverses IS NOT NULL;
+CREATE INDEX sale_draws ON sale (hold_seq) WHERE hold_seq IS NOT NULL;
+
+-- DERIVED TABLES: running totals, rebuildable from the entries at any time
+-- and recomputed and compared by `qledger verify`. Not part of the chain;
+-- updated (never by hand) in the same transaction as the entries they sum.
+
+-- Net units per chip and day (sales minus returns dated that day), by group.
+CREATE TABLE derived_daily_units (
+    chip                  TEXT    NOT NULL,
+    day                   TEXT    NOT NULL,
+    us_net_units          INTEGER NOT NULL,
+    restricted_net_units  INTEGER NOT NULL,
+    other_net_units       INTEGER NOT NULL,
+    PRIMARY KEY (chip, day)
+) STRICT, WITHOUT ROWID;
+
+-- Net restricted units shipped per lot (restricted sales naming it, net of returns).
+CREATE TABLE derived_lot_units (
+    lot_id                TEXT    NOT NULL PRIMARY KEY,
+    shipped_net_units     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 
 -- Append-only: no UPDATE or DELETE on any ledger table.
 CREATE TRIGGER ledger_settings_no_update BEFORE UPDATE ON ledger_settings BEGIN SELECT RAISE(ABORT, 'ledger_settings is append-only: corrections are new entries'); END;

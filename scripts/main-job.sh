@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the shipped fixtures: a fresh ledger with the reference
-# data loaded and verified. Usage: bash scripts/main-job.sh [LEDGER]
+# data loaded, the nightly sales files imported, and the chain verified. Usage: bash scripts/main-job.sh [LEDGER]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -13,6 +13,9 @@ q init --period quarter --restricted CN,HK,MO
 q policy import fixtures/policy.csv
 q customers import fixtures/customers.csv
 q lots import fixtures/lots.csv
+for nightly in fixtures/sales/*.csv; do
+  q import "$nightly"
+done
 q policy show
 q verify
 echo "digest: $(q digest)"

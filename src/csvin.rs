@@ -429,6 +429,8 @@ pub struct TableReader<R> {
     positions: Vec<Option<usize>>,
     /// Header names as lower-case text, in file order.
     header: Vec<String>,
+    /// Header names as written (trimmed), in file order.
+    header_original: Vec<String>,
     values: Vec<(usize, usize)>,
     text: String,
     line: u64,
@@ -467,6 +469,10 @@ impl<R: Read> TableReader<R> {
         let line = header_record.line;
         let mut problems = Vec::new();
         let mut header = Vec::new();
+        let header_original = header_record
+            .fields()
+            .map(|raw| String::from_utf8_lossy(raw).trim().to_string())
+            .collect();
         let mut positions = vec![None; specs.len()];
         for (index, raw) in header_record.fields().enumerate() {
             let name = match std::str::from_utf8(raw) {
@@ -523,6 +529,7 @@ impl<R: Read> TableReader<R> {
             specs,
             positions,
             header,
+            header_original,
             values: Vec::new(),
             text: String::new(),
             line,
@@ -598,6 +605,21 @@ impl<R: Read> TableReader<R> {
             values: &self.values,
             present: &self.positions,
         }))
+    }
+
+    /// The header as written in the file (trimmed), in file order.
+    pub fn header_original(&self) -> &[String] {
+        &self.header_original
+    }
+
+    /// The fields of the record last read, as written (lossy UTF-8), for
+    /// reject files.
+    pub fn last_raw_fields(&self) -> Vec<String> {
+        self.csv
+            .record
+            .fields()
+            .map(|field| String::from_utf8_lossy(field).into_owned())
+            .collect()
     }
 
     /// Reads whatever is left and returns the file's SHA-256 (hex) and size.

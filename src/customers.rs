@@ -107,20 +107,30 @@ fn from_stored(stored: [String; 6]) -> Result<CustomerEvent> {
     })
 }
 
+/// Every event of one customer, oldest first.
+pub fn events_of(conn: &Connection, customer_id: &str) -> Result<Vec<CustomerEvent>> {
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM customer_event WHERE customer_id = ?1 ORDER BY effective_date"
+        ))?
+        .query_map([customer_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored.into_iter().map(from_stored).collect()
+}
+
+/// The latest of `events` (oldest first) dated on or before `date`.
+pub fn latest_on(events: &[CustomerEvent], date: NaiveDate) -> Option<&CustomerEvent> {
+    let after = events.partition_point(|event| event.effective_date <= date);
+    after.checked_sub(1).map(|index| &events[index])
+}
+
 /// The customer's latest event dated on or before `date`, if any.
 pub fn state_on(
     conn: &Connection,
     customer_id: &str,
     date: NaiveDate,
 ) -> Result<Option<CustomerEvent>> {
-    let stored = conn
-        .prepare_cached(&format!(
-            "SELECT {SELECT_COLUMNS} FROM customer_event WHERE customer_id = ?1 AND effective_date <= ?2 \
-             ORDER BY effective_date DESC LIMIT 1"
-        ))?
-        .query_row((customer_id, format_date(date)), from_row)
-        .optional()?;
-    stored.map(from_stored).transpose()
+    Ok(latest_on(&events_of(conn, customer_id)?, date).cloned())
 }
 
 impl ReferenceRow for CustomerEvent {

@@ -85,6 +85,8 @@ pub const SALE: EntryKind = EntryKind {
         "lot_id",
         "order_ref",
         "reverses",
+        "hold_seq",
+        "drawn_units",
         "accepted_rules",
         "accepted_reason",
     ],

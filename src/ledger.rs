@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::period::{format_date, PeriodKind};
 use chrono::NaiveDate;
 use fallible_streaming_iterator::FallibleStreamingIterator;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -260,7 +260,7 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = read_head(&tx)?;
         let mut appender = Appender {
-            tx,
+            conn: &tx,
             next_seq: head.entries + 1,
             previous: head.hash,
             first_seq: head.entries + 1,
@@ -268,9 +268,9 @@ impl Ledger {
         };
         let (value, commit) = work(&mut appender)?;
         if commit {
-            appender.tx.commit()?;
+            tx.commit()?;
         } else {
-            appender.tx.rollback()?;
+            tx.rollback()?;
         }
         Ok(value)
     }
@@ -363,17 +363,17 @@ pub fn read_head(conn: &Connection) -> Result<ChainHead> {
 
 /// Appends entries inside a write transaction, extending the chain.
 pub struct Appender<'conn> {
-    tx: rusqlite::Transaction<'conn>,
+    conn: &'conn Connection,
     next_seq: i64,
     previous: Hash,
     first_seq: i64,
     buffer: Vec<u8>,
 }
 
-impl Appender<'_> {
+impl<'conn> Appender<'conn> {
     /// The transaction's connection, for reads inside the same transaction.
-    pub fn conn(&self) -> &Connection {
-        &self.tx
+    pub fn conn(&self) -> &'conn Connection {
+        self.conn
     }
 
     /// Seq the next appended entry will get.
@@ -416,7 +416,7 @@ impl Appender<'_> {
             kind.table,
             kind.columns.join(", ")
         );
-        let mut statement = self.tx.prepare_cached(&sql)?;
+        let mut statement = self.conn.prepare_cached(&sql)?;
         let hash_slice: &[u8] = &hash;
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(values.len() + 2);
         params.push(&seq);
@@ -500,6 +500,8 @@ pub fn verify_chain(conn: &Connection, digest: Option<ChainHead>) -> Result<Veri
     let mut expected_seq: i64 = 1;
     let mut buffer = Vec::with_capacity(256);
     let mut settings_seen = false;
+    let mut restricted: Vec<String> = Vec::new();
+    let mut derived = DerivedFromEntries::default();
     loop {
         // The cursor holding the next entry (the smallest seq).
         let mut next: Option<usize> = None;
@@ -583,6 +585,16 @@ pub fn verify_chain(conn: &Connection, digest: Option<ChainHead>) -> Result<Veri
                 ));
             }
         }
+        if cursor.kind.table == LEDGER_SETTINGS.table {
+            if let ValueRef::Text(markets) = row.get_ref(3)? {
+                restricted = String::from_utf8_lossy(markets)
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+            }
+        } else if cursor.kind.table == crate::entry::SALE.table {
+            derived.add_sale(row, &restricted)?;
+        }
         previous = hash;
         expected_seq += 1;
         cursor.advance()?;
@@ -605,10 +617,100 @@ pub fn verify_chain(conn: &Connection, digest: Option<ChainHead>) -> Result<Veri
             });
         }
     }
+    drop(cursors);
+    drop(statements);
+    let message = derived.compare_with_stored(conn)?;
     Ok(VerifyReport {
         entries,
         head: previous,
         first_bad_entry: None,
-        message: None,
+        message,
     })
+}
+
+/// The derived tables as the entries give them, accumulated by `verify`.
+#[derive(Default)]
+struct DerivedFromEntries {
+    /// (chip, day) -> [us, restricted, other] net units.
+    daily: std::collections::BTreeMap<(String, String), [i64; 3]>,
+    /// lot -> restricted net units shipped.
+    lots: std::collections::BTreeMap<String, i64>,
+}
+
+impl DerivedFromEntries {
+    /// Adds one `sale` row (columns in `entry::SALE` order after seq).
+    fn add_sale(&mut self, row: &rusqlite::Row<'_>, restricted: &[String]) -> Result<()> {
+        let kind: String = row.get(2)?;
+        let day: String = row.get(3)?;
+        let chip: String = row.get(4)?;
+        let market: String = row.get(5)?;
+        let units: i64 = row.get(7)?;
+        let lot_id: Option<String> = row.get(9)?;
+        let signed = if kind == "return" { -units } else { units };
+        let group = if market == "US" {
+            0
+        } else if restricted.contains(&market) {
+            1
+        } else {
+            2
+        };
+        self.daily.entry((chip, day)).or_default()[group] += signed;
+        if group == 1 {
+            if let Some(lot_id) = lot_id {
+                *self.lots.entry(lot_id).or_default() += signed;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares with the stored derived tables; a message for the first difference.
+    fn compare_with_stored(&self, conn: &Connection) -> Result<Option<String>> {
+        let mut stored_daily: std::collections::BTreeMap<(String, String), [i64; 3]> =
+            std::collections::BTreeMap::new();
+        let mut statement = conn.prepare(
+            "SELECT chip, day, us_net_units, restricted_net_units, other_net_units FROM derived_daily_units",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            stored_daily.insert(
+                (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                [
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ],
+            );
+        }
+        let keys: std::collections::BTreeSet<_> =
+            stored_daily.keys().chain(self.daily.keys()).collect();
+        for key in keys {
+            let stored = stored_daily.get(key).copied().unwrap_or_default();
+            let computed = self.daily.get(key).copied().unwrap_or_default();
+            if stored != computed {
+                return Ok(Some(format!(
+                    "derived_daily_units for {} on {} says US/restricted/other net units {:?} but the entries give {:?}",
+                    key.0, key.1, stored, computed
+                )));
+            }
+        }
+        let mut stored_lots = std::collections::BTreeMap::new();
+        let mut statement =
+            conn.prepare("SELECT lot_id, shipped_net_units FROM derived_lot_units")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            stored_lots.insert(row.get::<_, String>(0)?, row.get::<_, i64>(1)?);
+        }
+        let keys: std::collections::BTreeSet<_> =
+            stored_lots.keys().chain(self.lots.keys()).collect();
+        for key in keys {
+            let stored = stored_lots.get(key).copied().unwrap_or(0);
+            let computed = self.lots.get(key).copied().unwrap_or(0);
+            if stored != computed {
+                return Ok(Some(format!(
+                    "derived_lot_units for lot {key} says {stored} units shipped but the entries give {computed}"
+                )));
+            }
+        }
+        Ok(None)
+    }
 }

@@ -14,6 +14,10 @@ pub mod values;
 
 pub use error::{Error, Result, RowProblem, Rule};
 pub mod customers;
+pub mod facts;
+pub mod import;
 pub mod imports;
 pub mod lots;
 pub mod policy;
+pub mod rules;
+pub mod sales;

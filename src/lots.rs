@@ -137,35 +137,44 @@ pub struct LotState {
     pub latest: Option<LotEvent>,
 }
 
+/// Every event of one lot, in the order they were recorded.
+pub fn events_of(conn: &Connection, lot_id: &str) -> Result<Vec<LotEvent>> {
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM lot_event WHERE lot_id = ?1 ORDER BY seq"
+        ))?
+        .query_map([lot_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored.into_iter().map(from_stored).collect()
+}
+
+/// The lot's state on `date` from its events (in recorded order, the
+/// first fixing the chip); `None` when there are no events.
+pub fn state_from_events(events: &[LotEvent], date: NaiveDate) -> Option<LotState> {
+    let first = events.first()?;
+    let mut latest: Option<&LotEvent> = None;
+    let mut latest_pass: Option<&LotEvent> = None;
+    for event in events.iter().filter(|e| e.effective_date <= date) {
+        if latest.is_none_or(|l| event.effective_date > l.effective_date) {
+            latest = Some(event);
+        }
+        if event.result == LabResult::Pass
+            && latest_pass.is_none_or(|p| event.effective_date > p.effective_date)
+        {
+            latest_pass = Some(event);
+        }
+    }
+    Some(LotState {
+        chip: first.chip.clone(),
+        cleared: latest.is_some_and(|e| e.result == LabResult::Pass),
+        capacity_units: latest_pass.map_or(0, |e| e.units),
+        latest: latest.cloned(),
+    })
+}
+
 /// The lot's state on `date`; `None` if the lot has no events at all.
 pub fn state_on(conn: &Connection, lot_id: &str, date: NaiveDate) -> Result<Option<LotState>> {
-    let Some(chip) = first_chip(conn, lot_id)? else {
-        return Ok(None);
-    };
-    let day = format_date(date);
-    let latest = conn
-        .prepare_cached(&format!(
-            "SELECT {SELECT_COLUMNS} FROM lot_event WHERE lot_id = ?1 AND effective_date <= ?2 \
-             ORDER BY effective_date DESC LIMIT 1"
-        ))?
-        .query_row((lot_id, &day), from_row)
-        .optional()?
-        .map(from_stored)
-        .transpose()?;
-    let capacity_units: i64 = conn
-        .prepare_cached(
-            "SELECT units FROM lot_event WHERE lot_id = ?1 AND effective_date <= ?2 AND result = 'pass' \
-             ORDER BY effective_date DESC LIMIT 1",
-        )?
-        .query_row((lot_id, &day), |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
-    Ok(Some(LotState {
-        chip,
-        cleared: latest.as_ref().is_some_and(|e| e.result == LabResult::Pass),
-        capacity_units,
-        latest,
-    }))
+    Ok(state_from_events(&events_of(conn, lot_id)?, date))
 }
 
 /// The chip of the lot's first recorded event.

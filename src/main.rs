@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use quotaledger::customers::CustomerEvent;
+use quotaledger::import::{import_sales, write_rejects, SalesImportOptions};
 use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
 use quotaledger::ledger::{open_connection, parse_digest, verify_chain, Ledger, Settings};
 use quotaledger::lots::LotEvent;
@@ -64,6 +65,26 @@ enum Command {
     Lots {
         #[command(subcommand)]
         action: ImportAction,
+    },
+    /// Import a nightly sales file (atomic unless --partial).
+    Import {
+        /// The sales CSV file.
+        file: PathBuf,
+        /// Do every check, write nothing, answer as the real run would.
+        #[arg(long)]
+        dry_run: bool,
+        /// Commit the good rows; write the others to --rejects.
+        #[arg(long, requires = "rejects")]
+        partial: bool,
+        /// Where --partial writes rejected rows (original columns, line, error).
+        #[arg(long, value_name = "OUT.csv", requires = "partial")]
+        rejects: Option<PathBuf>,
+        /// Record rows refused only by policy, customer, lot or cap, marked as violations.
+        #[arg(long, requires = "reason")]
+        accept_violations: bool,
+        /// Why the violations are recorded (required with --accept-violations).
+        #[arg(long, requires = "accept_violations")]
+        reason: Option<String>,
     },
     /// Recompute the hash chain and check every entry.
     Verify {
@@ -130,6 +151,22 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Lots {
             action: ImportAction::Import { file },
         } => reference_import::<LotEvent>(cli, file, as_of),
+        Command::Import {
+            file,
+            dry_run,
+            partial,
+            rejects,
+            accept_violations: _,
+            reason,
+        } => {
+            let options = SalesImportOptions {
+                as_of,
+                dry_run: *dry_run,
+                partial: *partial,
+                accept_reason: reason.clone(),
+            };
+            sales_import(cli, file, rejects.as_deref(), &options)
+        }
         Command::Verify { digest } => verify(cli, digest.as_deref()),
         Command::Digest => {
             let ledger = Ledger::open(&cli.db)?;
@@ -213,6 +250,45 @@ fn reference_import<T: ReferenceRow>(
     let summary = import_reference::<T>(&mut ledger, file, &label, as_of)?;
     // Every reference-file problem is bad input (SPEC §4).
     Ok(report_import(cli, &summary, 2))
+}
+
+fn sales_import(
+    cli: &Cli,
+    file: &Path,
+    rejects: Option<&Path>,
+    options: &SalesImportOptions,
+) -> Result<u8, Error> {
+    if let Some(reason) = &options.accept_reason {
+        if reason.trim().is_empty() {
+            return Err(Error::BadInput(
+                "--reason must say why the violations are recorded".to_string(),
+            ));
+        }
+    }
+    if let Some(rejects) = rejects {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(rejects, file) || same(rejects, &cli.db) {
+            return Err(Error::BadInput(format!(
+                "--rejects {} would overwrite an input; choose another file",
+                rejects.display()
+            )));
+        }
+    }
+    let mut ledger = Ledger::open(&cli.db)?;
+    let label = file.display().to_string();
+    let outcome = import_sales(&mut ledger, file, &label, options)?;
+    if let (Some(rejects), false) = (rejects, outcome.file_level) {
+        write_rejects(rejects, &outcome)?;
+    }
+    let summary = &outcome.summary;
+    let code = report_import(cli, summary, 1);
+    if options.partial && !outcome.file_level && summary.rejected > 0 {
+        return Ok(1);
+    }
+    Ok(code)
 }
 
 fn policy_show(cli: &Cli) -> Result<u8, Error> {

@@ -176,6 +176,17 @@ pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
     stored.into_iter().map(PolicyVersion::from_stored).collect()
 }
 
+/// Every version of one chip, oldest first.
+pub fn versions_of(conn: &Connection, chip: &str) -> Result<Vec<PolicyVersion>> {
+    let stored = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 ORDER BY effective_from"
+        ))?
+        .query_map([chip], PolicyVersion::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored.into_iter().map(PolicyVersion::from_stored).collect()
+}
+
 /// The version of `chip` in force on `date`: the latest with
 /// `effective_from <= date`.
 pub fn version_in_force(
@@ -194,11 +205,11 @@ pub fn version_in_force(
 }
 
 /// The latest date of any sale, return or hold of `chip` (a new version
-/// must take effect after it).
+/// must take effect after it). Sales come from the derived daily totals.
 pub fn last_activity_date(conn: &Connection, chip: &str) -> Result<Option<NaiveDate>> {
     let latest: Option<String> = conn
         .prepare_cached(
-            "SELECT max(d) FROM (SELECT max(sale_date) AS d FROM sale WHERE chip = ?1 \
+            "SELECT max(d) FROM (SELECT max(day) AS d FROM derived_daily_units WHERE chip = ?1 \
              UNION ALL SELECT max(planned_date) FROM hold WHERE chip = ?1)",
         )?
         .query_row([chip], |row| row.get(0))?;

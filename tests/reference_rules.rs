@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use quotaledger::customers::{self, CustomerStatus};
-use quotaledger::entry::{HOLD, PERIOD_CLOSE, SALE};
+use quotaledger::entry::{HOLD, PERIOD_CLOSE};
 use quotaledger::ledger::Ledger;
 use quotaledger::lots;
 use quotaledger::period::parse_date;
@@ -26,30 +26,14 @@ fn t(s: &str) -> Value {
 }
 
 fn append_sale(db: &Path, record_id: &str, date: &str, chip: &str) {
-    let mut ledger = Ledger::open(db).unwrap();
-    ledger
-        .write(|a| {
-            a.append(
-                &SALE,
-                &[
-                    t(record_id),
-                    t("sale"),
-                    t(date),
-                    t(chip),
-                    t("US"),
-                    Value::Null,
-                    Value::Integer(1),
-                    Value::Integer(10_000),
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                ],
-            )?;
-            Ok(((), true))
-        })
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "sale.csv",
+        &format!("record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n{record_id},{date},{chip},US,,1,1\n"),
+    );
+    let (code, _, stderr) = run(db, &["import", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 fn errors_of(summary: &serde_json::Value) -> Vec<(u64, String, String)> {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
-use quotaledger::entry::{HOLD, HOLD_RELEASE, PERIOD_CLOSE, REMITTANCE_PAYMENT, SALE};
+use quotaledger::entry::{HOLD, HOLD_RELEASE, PERIOD_CLOSE, REMITTANCE_PAYMENT};
 use quotaledger::ledger::Ledger;
 use rusqlite::types::Value;
 use std::path::{Path, PathBuf};
@@ -107,67 +107,41 @@ fn text(value: &str) -> Value {
     Value::Text(value.to_string())
 }
 
-/// Appends, through the library, one entry of every kind the CLI of this
-/// issue cannot write yet (sale, return, accepted violation, hold,
-/// release, payment, close), so every table has rows.
+/// Adds entries of every kind not yet loaded: sales, a return and an
+/// accepted violation through `qledger import`; a hold, its release, a
+/// payment and a close through the library (their commands come later).
 pub fn append_every_other_kind(db: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sales = write_file(
+        dir.path(),
+        "sales.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd,lot_id,order_ref,kind,reverses\n\
+         U-1,2026-02-09,H200,US,,100,30000,,,sale,\n\
+         S-1,2026-02-10,H200,CN,C-ALPHA,10,30000,L-H200-0001,PO-1,sale,\n\
+         R-1,2026-02-11,H200,CN,C-ALPHA,2,,,,return,S-1\n",
+    );
+    let (code, _, stderr) = run(db, &["import", sales.to_str().unwrap()]);
+    assert_eq!(code, 0, "import failed: {stderr}");
+    let violation = write_file(
+        dir.path(),
+        "violation.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n\
+         S-2,2026-02-12,B200,CN,C-ALPHA,1,1\n",
+    );
+    let (code, _, stderr) = run(
+        db,
+        &[
+            "import",
+            violation.to_str().unwrap(),
+            "--accept-violations",
+            "--reason",
+            "shipped before review",
+        ],
+    );
+    assert_eq!(code, 0, "import failed: {stderr}");
     let mut ledger = Ledger::open(db).expect("open");
     ledger
         .write(|appender| {
-            appender.append(
-                &SALE,
-                &[
-                    text("S-1"),
-                    text("sale"),
-                    text("2026-02-10"),
-                    text("H200"),
-                    text("CN"),
-                    text("C-ALPHA"),
-                    Value::Integer(10),
-                    Value::Integer(300_000_000),
-                    text("L-H200-0001"),
-                    text("PO-1"),
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                ],
-            )?;
-            appender.append(
-                &SALE,
-                &[
-                    text("R-1"),
-                    text("return"),
-                    text("2026-02-11"),
-                    text("H200"),
-                    text("CN"),
-                    text("C-ALPHA"),
-                    Value::Integer(2),
-                    Value::Integer(300_000_000),
-                    text("L-H200-0001"),
-                    text("PO-1"),
-                    text("S-1"),
-                    Value::Null,
-                    Value::Null,
-                ],
-            )?;
-            appender.append(
-                &SALE,
-                &[
-                    text("S-2"),
-                    text("sale"),
-                    text("2026-02-12"),
-                    text("B200"),
-                    text("CN"),
-                    text("C-ALPHA"),
-                    Value::Integer(1),
-                    Value::Integer(10_000),
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    text("policy"),
-                    text("shipped before review"),
-                ],
-            )?;
             let hold_seq = appender.append(
                 &HOLD,
                 &[

@@ -1,0 +1,378 @@
+//! `LedgerFacts`: what the rules know, read from SQLite and overlaid with
+//! the effect of the rows an import has applied so far. The overlay is
+//! written to the derived tables once, at the end (`flush_derived`), so
+//! the per-row cost is a few hash-map updates, not SQL.
+
+use crate::customers::{self, CustomerEvent};
+use crate::error::{Error, Result};
+use crate::ledger::{MarketGroup, Settings};
+use crate::lots::{self, LotEvent, LotState};
+use crate::period::{format_date, parse_date, Period};
+use crate::policy;
+use crate::rules::{ActiveHold, ChipPolicy, Facts, LotCommitted, Window, WindowUnits};
+use chrono::NaiveDate;
+use rusqlite::Connection;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+/// Net units of one chip on one day, by market group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DayUnits {
+    /// US.
+    pub us_net: i64,
+    /// Restricted group.
+    pub restricted_net: i64,
+    /// Everything else.
+    pub other_net: i64,
+}
+
+impl DayUnits {
+    fn add(&mut self, group: MarketGroup, units: i64) {
+        match group {
+            MarketGroup::Us => self.us_net += units,
+            MarketGroup::Restricted => self.restricted_net += units,
+            MarketGroup::Other => self.other_net += units,
+        }
+    }
+}
+
+/// Facts over one connection, with an in-memory overlay.
+pub struct LedgerFacts<'conn> {
+    conn: &'conn Connection,
+    settings: Settings,
+    closed: BTreeSet<Period>,
+    policies: HashMap<String, Rc<ChipPolicy>>,
+    customers: HashMap<String, Rc<Vec<CustomerEvent>>>,
+    lots: HashMap<String, Rc<Vec<LotEvent>>>,
+    /// Lot -> net shipped (recorded plus applied here).
+    lot_shipped: HashMap<String, i64>,
+    /// Lot -> net shipped applied here only (to flush).
+    lot_deltas: HashMap<String, i64>,
+    /// Active holds (as of the ledger clock), updated as sales draw them.
+    holds: Vec<ActiveHold>,
+    /// (chip, day) -> units applied here only (to flush).
+    day_deltas: HashMap<(String, NaiveDate), DayUnits>,
+    /// chip -> windows asked for so far, with their current units.
+    windows: HashMap<String, Vec<(Window, WindowUnits)>>,
+}
+
+impl<'conn> LedgerFacts<'conn> {
+    /// Facts as they stand in `conn`, on the ledger clock `as_of`.
+    pub fn new(
+        conn: &'conn Connection,
+        settings: Settings,
+        as_of: NaiveDate,
+    ) -> Result<LedgerFacts<'conn>> {
+        let closed = closed_periods(conn, &settings)?;
+        let holds = active_holds(conn, &settings, &closed, as_of)?;
+        Ok(LedgerFacts {
+            conn,
+            settings,
+            closed,
+            policies: HashMap::new(),
+            customers: HashMap::new(),
+            lots: HashMap::new(),
+            lot_shipped: HashMap::new(),
+            lot_deltas: HashMap::new(),
+            holds,
+            day_deltas: HashMap::new(),
+            windows: HashMap::new(),
+        })
+    }
+
+    /// The connection the facts read.
+    pub fn conn(&self) -> &'conn Connection {
+        self.conn
+    }
+
+    /// Applies a recorded sale (positive units) or return (negative) of
+    /// `chip` on `date`: window totals, lot usage, and the hold it drew.
+    pub fn apply(
+        &mut self,
+        chip: &str,
+        date: NaiveDate,
+        group: MarketGroup,
+        signed_units: i64,
+        lot_id: Option<&str>,
+        draw: Option<(i64, i64)>,
+    ) -> Result<()> {
+        self.day_deltas
+            .entry((chip.to_string(), date))
+            .or_default()
+            .add(group, signed_units);
+        if let Some(windows) = self.windows.get_mut(chip) {
+            for (window, units) in windows.iter_mut() {
+                if window.contains(date) {
+                    match group {
+                        MarketGroup::Us => units.us_net += signed_units,
+                        MarketGroup::Restricted => units.restricted_net += signed_units,
+                        MarketGroup::Other => {}
+                    }
+                }
+            }
+        }
+        if group == MarketGroup::Restricted {
+            if let Some(lot_id) = lot_id {
+                let shipped = self.shipped_of(lot_id)?;
+                self.lot_shipped
+                    .insert(lot_id.to_string(), shipped + signed_units);
+                *self.lot_deltas.entry(lot_id.to_string()).or_default() += signed_units;
+            }
+        }
+        if let Some((hold_seq, drawn)) = draw {
+            let index = self
+                .holds
+                .iter()
+                .position(|hold| hold.seq == hold_seq)
+                .ok_or_else(|| Error::Integrity(format!("hold {hold_seq} is not active")))?;
+            let hold = &mut self.holds[index];
+            assert!(
+                drawn >= 1 && drawn <= hold.remaining(),
+                "draw within the hold"
+            );
+            hold.drawn += drawn;
+            let (hold_chip, planned) = (hold.chip.clone(), hold.planned_date);
+            if hold.remaining() == 0 {
+                self.holds.remove(index);
+            }
+            if let Some(windows) = self.windows.get_mut(&hold_chip) {
+                for (window, units) in windows.iter_mut() {
+                    if window.contains(planned) {
+                        units.held -= drawn;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a new hold (made by `reserve`) to the active ones.
+    pub fn add_hold(&mut self, hold: ActiveHold) {
+        if let Some(windows) = self.windows.get_mut(&hold.chip) {
+            for (window, units) in windows.iter_mut() {
+                if window.contains(hold.planned_date) {
+                    units.held += hold.remaining();
+                }
+            }
+        }
+        self.holds.push(hold);
+    }
+
+    fn shipped_of(&mut self, lot_id: &str) -> Result<i64> {
+        if let Some(shipped) = self.lot_shipped.get(lot_id) {
+            return Ok(*shipped);
+        }
+        let recorded: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(sum(shipped_net_units), 0) FROM derived_lot_units WHERE lot_id = ?1")?
+            .query_row([lot_id], |row| row.get(0))?;
+        self.lot_shipped.insert(lot_id.to_string(), recorded);
+        Ok(recorded)
+    }
+
+    /// Writes what was applied to the derived tables (same transaction as
+    /// the entries).
+    pub fn flush_derived(&mut self) -> Result<()> {
+        let mut daily = self.conn.prepare_cached(
+            "INSERT INTO derived_daily_units (chip, day, us_net_units, restricted_net_units, other_net_units) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, day) DO UPDATE SET \
+             us_net_units = us_net_units + excluded.us_net_units, \
+             restricted_net_units = restricted_net_units + excluded.restricted_net_units, \
+             other_net_units = other_net_units + excluded.other_net_units",
+        )?;
+        let mut days: Vec<_> = self.day_deltas.drain().collect();
+        days.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((chip, day), units) in days {
+            daily.execute((
+                chip,
+                format_date(day),
+                units.us_net,
+                units.restricted_net,
+                units.other_net,
+            ))?;
+        }
+        let mut lots = self.conn.prepare_cached(
+            "INSERT INTO derived_lot_units (lot_id, shipped_net_units) VALUES (?1, ?2) \
+             ON CONFLICT (lot_id) DO UPDATE SET shipped_net_units = shipped_net_units + excluded.shipped_net_units",
+        )?;
+        let mut deltas: Vec<_> = self.lot_deltas.drain().collect();
+        deltas.sort();
+        for (lot_id, units) in deltas {
+            lots.execute((lot_id, units))?;
+        }
+        Ok(())
+    }
+}
+
+/// The closed periods.
+pub fn closed_periods(conn: &Connection, settings: &Settings) -> Result<BTreeSet<Period>> {
+    let texts: Vec<String> = conn
+        .prepare_cached("SELECT period FROM period_close")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    texts
+        .iter()
+        .map(|text| Period::parse(settings.period_kind, text).map_err(Error::Integrity))
+        .collect()
+}
+
+/// Holds active on `as_of`: not released, not fully drawn, not expired
+/// (`as_of < expires_on`), and in a period that is not closed.
+pub fn active_holds(
+    conn: &Connection,
+    settings: &Settings,
+    closed: &BTreeSet<Period>,
+    as_of: NaiveDate,
+) -> Result<Vec<ActiveHold>> {
+    type Stored = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        String,
+        String,
+        i64,
+    );
+    let stored: Vec<Stored> = conn
+        .prepare_cached(
+            "SELECT h.seq, h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, \
+                    h.planned_date, h.expires_on, \
+                    (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq) \
+             FROM hold AS h \
+             WHERE h.expires_on > ?1 \
+               AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq) \
+             ORDER BY h.seq",
+        )?
+        .query_map([format_date(as_of)], |row| {
+            Ok((
+                row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?,
+                row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut holds = Vec::new();
+    for (seq, order_ref, chip, market, customer_id, lot_id, units, planned, expires, drawn) in
+        stored
+    {
+        let planned_date = parse_date(&planned).map_err(Error::Integrity)?;
+        let expires_on = parse_date(&expires).map_err(Error::Integrity)?;
+        if drawn >= units || closed.contains(&Period::of(settings.period_kind, planned_date)) {
+            continue;
+        }
+        holds.push(ActiveHold {
+            seq,
+            order_ref,
+            chip,
+            market,
+            customer_id,
+            lot_id,
+            units,
+            drawn,
+            planned_date,
+            expires_on,
+        });
+    }
+    Ok(holds)
+}
+
+impl Facts for LedgerFacts<'_> {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn is_closed(&mut self, period: Period) -> Result<bool> {
+        Ok(self.closed.contains(&period))
+    }
+
+    fn chip_policy(&mut self, chip: &str) -> Result<Rc<ChipPolicy>> {
+        if let Some(policy) = self.policies.get(chip) {
+            return Ok(Rc::clone(policy));
+        }
+        let policy = Rc::new(ChipPolicy {
+            versions: policy::versions_of(self.conn, chip)?,
+        });
+        self.policies.insert(chip.to_string(), Rc::clone(&policy));
+        Ok(policy)
+    }
+
+    fn customer_on(&mut self, customer_id: &str, date: NaiveDate) -> Result<Option<CustomerEvent>> {
+        if !self.customers.contains_key(customer_id) {
+            let events = customers::events_of(self.conn, customer_id)?;
+            self.customers
+                .insert(customer_id.to_string(), Rc::new(events));
+        }
+        Ok(customers::latest_on(&self.customers[customer_id], date).cloned())
+    }
+
+    fn lot_on(&mut self, lot_id: &str, date: NaiveDate) -> Result<Option<LotState>> {
+        if !self.lots.contains_key(lot_id) {
+            let events = lots::events_of(self.conn, lot_id)?;
+            self.lots.insert(lot_id.to_string(), Rc::new(events));
+        }
+        Ok(lots::state_from_events(&self.lots[lot_id], date))
+    }
+
+    fn lot_committed(&mut self, lot_id: &str) -> Result<LotCommitted> {
+        let shipped_net = self.shipped_of(lot_id)?;
+        let held = self
+            .holds
+            .iter()
+            .filter(|hold| hold.lot_id.as_deref() == Some(lot_id))
+            .map(ActiveHold::remaining)
+            .sum();
+        Ok(LotCommitted { shipped_net, held })
+    }
+
+    fn window_units(&mut self, chip: &str, window: Window) -> Result<WindowUnits> {
+        if let Some(found) = self
+            .windows
+            .get(chip)
+            .and_then(|windows| windows.iter().find(|(w, _)| *w == window))
+        {
+            return Ok(found.1);
+        }
+        let (us_net, restricted_net): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(us_net_units), 0), coalesce(sum(restricted_net_units), 0) \
+                 FROM derived_daily_units WHERE chip = ?1 AND day BETWEEN ?2 AND ?3",
+            )?
+            .query_row(
+                (chip, format_date(window.start), format_date(window.end)),
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+        let mut units = WindowUnits {
+            us_net,
+            restricted_net,
+            held: 0,
+        };
+        for ((delta_chip, day), delta) in &self.day_deltas {
+            if delta_chip == chip && window.contains(*day) {
+                units.us_net += delta.us_net;
+                units.restricted_net += delta.restricted_net;
+            }
+        }
+        units.held = self
+            .holds
+            .iter()
+            .filter(|hold| hold.chip == chip && window.contains(hold.planned_date))
+            .map(ActiveHold::remaining)
+            .sum();
+        self.windows
+            .entry(chip.to_string())
+            .or_default()
+            .push((window, units));
+        Ok(units)
+    }
+
+    fn active_hold(&mut self, order_ref: &str) -> Result<Option<ActiveHold>> {
+        Ok(self
+            .holds
+            .iter()
+            .find(|hold| hold.order_ref == order_ref)
+            .cloned())
+    }
+}

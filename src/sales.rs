@@ -1,0 +1,393 @@
+//! Sales and returns (SPEC §3.5, §4): the row form, recorded-sale lookups
+//! and the duplicate comparison.
+
+use crate::csvin::{ColumnSpec, Row};
+use crate::error::{Error, Result, RowProblem};
+use crate::imports::check;
+use crate::ledger::{MarketGroup, Settings};
+use crate::money::{Usd, UNIT_PRICE_MAX_USD};
+use crate::period::{format_date, parse_date};
+use crate::values::{parse_chip, parse_choice, parse_identifier, parse_market, parse_units};
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+
+/// The sales file's columns (SPEC §4).
+pub const COLUMNS: &[ColumnSpec] = &[
+    ColumnSpec {
+        name: "record_id",
+        required: true,
+    },
+    ColumnSpec {
+        name: "sale_date",
+        required: true,
+    },
+    ColumnSpec {
+        name: "chip",
+        required: true,
+    },
+    ColumnSpec {
+        name: "market",
+        required: true,
+    },
+    ColumnSpec {
+        name: "customer_id",
+        required: true,
+    },
+    ColumnSpec {
+        name: "units",
+        required: true,
+    },
+    ColumnSpec {
+        name: "unit_price_usd",
+        required: true,
+    },
+    ColumnSpec {
+        name: "lot_id",
+        required: false,
+    },
+    ColumnSpec {
+        name: "order_ref",
+        required: false,
+    },
+    ColumnSpec {
+        name: "kind",
+        required: false,
+    },
+    ColumnSpec {
+        name: "reverses",
+        required: false,
+    },
+];
+
+/// Sale or return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaleKind {
+    /// A sale.
+    Sale,
+    /// A return reversing (part of) a sale.
+    Return,
+}
+
+impl SaleKind {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaleKind::Sale => "sale",
+            SaleKind::Return => "return",
+        }
+    }
+}
+
+/// One sales row, normalised; or a recorded sale entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRow {
+    /// The idempotency key.
+    pub record_id: String,
+    /// Sale or return.
+    pub kind: SaleKind,
+    /// The date it counts on.
+    pub sale_date: NaiveDate,
+    /// Chip, upper-case.
+    pub chip: String,
+    /// Market, upper-case.
+    pub market: String,
+    /// Customer, if named.
+    pub customer_id: Option<String>,
+    /// Units, 1 to 1,000,000,000.
+    pub units: i64,
+    /// Price per unit; `None` only on a return that leaves it to its sale.
+    pub unit_price: Option<Usd>,
+    /// Lot, if named (a return may leave it to its sale).
+    pub lot_id: Option<String>,
+    /// Order reference, if any.
+    pub order_ref: Option<String>,
+    /// The sale a return reverses.
+    pub reverses: Option<String>,
+}
+
+fn optional(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+impl SaleRow {
+    /// Parses a sales row; every problem is pushed. `as_of` bounds the date.
+    pub fn parse(
+        row: &Row<'_>,
+        settings: &Settings,
+        as_of: NaiveDate,
+        problems: &mut Vec<RowProblem>,
+    ) -> Option<SaleRow> {
+        let line = row.line;
+        let record_id = check(problems, line, "record_id", parse_identifier(row.get(0)));
+        let sale_date = check(
+            problems,
+            line,
+            "sale_date",
+            parse_date(row.get(1)).and_then(|date| {
+                if date > as_of {
+                    Err(format!(
+                        "{} is after the as-of date {} (a sale cannot be dated in the future)",
+                        row.get(1),
+                        format_date(as_of)
+                    ))
+                } else {
+                    Ok(date)
+                }
+            }),
+        );
+        let chip = check(problems, line, "chip", parse_chip(row.get(2)));
+        let market = check(problems, line, "market", parse_market(row.get(3)));
+        let customer_id = match optional(row.get(4)) {
+            None => Some(None),
+            Some(text) => check(problems, line, "customer_id", parse_identifier(text)).map(Some),
+        };
+        let units = check(problems, line, "units", parse_units(row.get(5)));
+        let kind = match optional(row.get(9)) {
+            None => Some(SaleKind::Sale),
+            Some(text) => check(
+                problems,
+                line,
+                "kind",
+                parse_choice(text, &["sale", "return"]),
+            )
+            .map(|k| {
+                if k == "sale" {
+                    SaleKind::Sale
+                } else {
+                    SaleKind::Return
+                }
+            }),
+        };
+        let unit_price = match optional(row.get(6)) {
+            None if kind == Some(SaleKind::Sale) => {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "unit_price_usd",
+                    "is required on a sale",
+                ));
+                None
+            }
+            None => Some(None),
+            Some(text) => check(
+                problems,
+                line,
+                "unit_price_usd",
+                Usd::parse(text, UNIT_PRICE_MAX_USD),
+            )
+            .map(Some),
+        };
+        let lot_id = match optional(row.get(7)) {
+            None => Some(None),
+            Some(text) => check(problems, line, "lot_id", parse_identifier(text)).map(Some),
+        };
+        let order_ref = match optional(row.get(8)) {
+            None => Some(None),
+            Some(text) => check(problems, line, "order_ref", parse_identifier(text)).map(Some),
+        };
+        let reverses = match (kind, optional(row.get(10))) {
+            (Some(SaleKind::Sale), Some(_)) => {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "reverses",
+                    "is set on a sale; only a return (kind=return) reverses a sale",
+                ));
+                None
+            }
+            (Some(SaleKind::Return), None) => {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "reverses",
+                    "is required on a return: the record_id of the sale it reverses",
+                ));
+                None
+            }
+            (_, None) => Some(None),
+            (_, Some(text)) => check(problems, line, "reverses", parse_identifier(text)).map(Some),
+        };
+        if let (Some(market), Some(None)) = (&market, &customer_id) {
+            if settings.market_group(market) == MarketGroup::Restricted {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "customer_id",
+                    format!("is required on a row for the restricted market {market}"),
+                ));
+                return None;
+            }
+        }
+        Some(SaleRow {
+            record_id: record_id?,
+            kind: kind?,
+            sale_date: sale_date?,
+            chip: chip?,
+            market: market?,
+            customer_id: customer_id?,
+            units: units?,
+            unit_price: unit_price?,
+            lot_id: lot_id?,
+            order_ref: order_ref?,
+            reverses: reverses?,
+        })
+    }
+
+    /// Whether `self` (an incoming row) records the same fact as `other`
+    /// (recorded, or an earlier row of the file). A return's empty price
+    /// or lot counts as its sale's, so it matches any value there.
+    pub fn same_content(&self, other: &SaleRow) -> bool {
+        let wildcard = self.kind == SaleKind::Return && other.kind == SaleKind::Return;
+        let price_same = self.unit_price == other.unit_price
+            || (wildcard && (self.unit_price.is_none() || other.unit_price.is_none()));
+        let lot_same = self.lot_id == other.lot_id
+            || (wildcard && (self.lot_id.is_none() || other.lot_id.is_none()));
+        self.record_id == other.record_id
+            && self.kind == other.kind
+            && self.sale_date == other.sale_date
+            && self.chip == other.chip
+            && self.market == other.market
+            && self.customer_id == other.customer_id
+            && self.units == other.units
+            && price_same
+            && lot_same
+            && self.order_ref == other.order_ref
+            && self.reverses == other.reverses
+    }
+}
+
+/// A recorded sale or return entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSale {
+    /// Its entry.
+    pub seq: i64,
+    /// Its content (price and lot always filled in).
+    pub row: SaleRow,
+}
+
+/// The recorded sale or return with `record_id`, if any.
+pub fn recorded(conn: &Connection, record_id: &str) -> Result<Option<RecordedSale>> {
+    type Stored = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let stored: Option<Stored> = conn
+        .prepare_cached(
+            "SELECT seq, record_id, kind, sale_date, chip, market, customer_id, units, \
+             unit_price_usd_e4, lot_id, order_ref, reverses FROM sale WHERE record_id = ?1",
+        )?
+        .query_row([record_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(10)?,
+                row.get(11)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        seq,
+        record_id,
+        kind,
+        date,
+        chip,
+        market,
+        customer_id,
+        units,
+        price,
+        lot_id,
+        order_ref,
+        reverses,
+    )) = stored
+    else {
+        return Ok(None);
+    };
+    let corrupt =
+        |what: String| Error::Integrity(format!("recorded sale {record_id} is corrupt: {what}"));
+    let kind = match kind.as_str() {
+        "sale" => SaleKind::Sale,
+        "return" => SaleKind::Return,
+        other => return Err(corrupt(format!("kind '{other}'"))),
+    };
+    Ok(Some(RecordedSale {
+        seq,
+        row: SaleRow {
+            sale_date: parse_date(&date).map_err(corrupt)?,
+            record_id,
+            kind,
+            chip,
+            market,
+            customer_id,
+            units,
+            unit_price: Some(Usd::from_e4(price as i128)),
+            lot_id,
+            order_ref,
+            reverses,
+        },
+    }))
+}
+
+/// Units already returned of the sale `record_id`.
+pub fn returned_units(conn: &Connection, record_id: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(sum(units), 0) FROM sale WHERE reverses = ?1")?
+        .query_row([record_id], |row| row.get(0))?)
+}
+
+/// A sale entry's column values (`entry::SALE` order).
+pub struct SaleEntry<'a> {
+    /// The row (for a return: price and lot already filled from its sale).
+    pub row: &'a SaleRow,
+    /// The hold drawn and units drawn, if any.
+    pub draw: Option<(i64, i64)>,
+    /// Rules broken and the reason, for `--accept-violations`.
+    pub accepted: Option<(String, &'a str)>,
+}
+
+impl SaleEntry<'_> {
+    /// The values, in `entry::SALE.columns` order.
+    pub fn values(&self) -> Vec<Value> {
+        let row = self.row;
+        let text = |s: &str| Value::Text(s.to_string());
+        let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+        let price = row.unit_price.expect("price filled before recording").e4;
+        vec![
+            text(&row.record_id),
+            text(row.kind.name()),
+            Value::Text(format_date(row.sale_date)),
+            text(&row.chip),
+            text(&row.market),
+            opt(&row.customer_id),
+            Value::Integer(row.units),
+            Value::Integer(i64::try_from(price).expect("price within limits")),
+            opt(&row.lot_id),
+            opt(&row.order_ref),
+            opt(&row.reverses),
+            self.draw
+                .map_or(Value::Null, |(seq, _)| Value::Integer(seq)),
+            self.draw
+                .map_or(Value::Null, |(_, units)| Value::Integer(units)),
+            self.accepted
+                .as_ref()
+                .map_or(Value::Null, |(rules, _)| text(rules)),
+            self.accepted
+                .as_ref()
+                .map_or(Value::Null, |(_, reason)| text(reason)),
+        ]
+    }
+}
