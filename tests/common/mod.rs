@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 /// The as-of date every test runs at unless it says otherwise.
-pub const AS_OF: &str = "2026-03-31";
+pub const AS_OF: &str = "2026-06-30";
 
 /// The repository root.
 pub fn root() -> PathBuf {
