@@ -21,3 +21,4 @@ pub mod lots;
 pub mod policy;
 pub mod rules;
 pub mod sales;
+pub mod synthetic;

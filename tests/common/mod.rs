@@ -45,6 +45,18 @@ pub fn qledger(db: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// The same as a plain `std::process::Command`, for spawning and killing.
+pub fn qledger_process(db: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"));
+    command
+        .arg("--db")
+        .arg(db)
+        .arg("--as-of")
+        .arg(AS_OF)
+        .args(args);
+    command
+}
+
 /// Runs and returns (exit code, stdout, stderr).
 pub fn run(db: &Path, args: &[&str]) -> (i32, String, String) {
     let output = qledger(db, args).output().expect("binary runs");
