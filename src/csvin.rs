@@ -107,6 +107,9 @@ pub struct CsvReader<R> {
     field_start: usize,
     hasher: Sha256,
     bytes_read: u64,
+    /// Whether simple lines take the memchr fast path (tests turn it off
+    /// to compare both routes).
+    simple_lines: bool,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -125,6 +128,7 @@ impl<R: Read> CsvReader<R> {
             field_start: 0,
             hasher: Sha256::new(),
             bytes_read: 0,
+            simple_lines: true,
         }
     }
 
@@ -239,9 +243,40 @@ impl<R: Read> CsvReader<R> {
         self.record.clear();
         self.field_start = 0;
         self.record.line = self.line;
+        if self.simple_line() {
+            return Ok(Some(&self.record));
+        }
         loop {
             if self.position >= self.filled && !self.refill().map_err(ReadError::Io)? {
                 return self.at_eof();
+            }
+            // Fast path: copy a run of ordinary bytes inside a field at once.
+            let run_stop = match self.state {
+                State::Unquoted(false) => Some(
+                    self.chunk[self.position..self.filled]
+                        .iter()
+                        .position(|&b| matches!(b, b',' | b'\n' | b'\r' | b'"')),
+                ),
+                State::Quoted => Some(
+                    self.chunk[self.position..self.filled]
+                        .iter()
+                        .position(|&b| b == b'"' || b == b'\n'),
+                ),
+                _ => None,
+            };
+            if let Some(stop) = run_stop {
+                let take = stop.unwrap_or(self.filled - self.position);
+                if take > 0 {
+                    let run = &self.chunk[self.position..self.position + take];
+                    self.record.bytes.extend_from_slice(run);
+                    self.position += take;
+                    if self.record.bytes.len() >= RECORD_BYTES_MAX {
+                        return Err(self.syntax(format!(
+                            "the record is longer than {RECORD_BYTES_MAX} bytes (an unclosed quote?)"
+                        )));
+                    }
+                    continue;
+                }
             }
             let byte = self.chunk[self.position];
             self.position += 1;
@@ -381,6 +416,49 @@ impl<R: Read> CsvReader<R> {
                 State::Done => return Ok(None),
             }
         }
+    }
+
+    /// The common case, fast: a whole line in the buffer with no quote and
+    /// no carriage return is split on commas directly. Anything else (or a
+    /// line crossing the buffer's end) goes through the state machine.
+    /// Returns whether `self.record` holds the next record.
+    fn simple_line(&mut self) -> bool {
+        if self.state != State::StartRecord || !self.simple_lines {
+            return false;
+        }
+        let available = &self.chunk[self.position..self.filled];
+        let Some(newline) = memchr::memchr(b'\n', available) else {
+            return false;
+        };
+        let mut line = &available[..newline];
+        if let Some(without_cr) = line.strip_suffix(b"\r") {
+            line = without_cr; // CRLF
+        }
+        if line.is_empty() || memchr::memchr2(b'"', b'\r', line).is_some() {
+            return false;
+        }
+        if line.len() >= RECORD_BYTES_MAX {
+            return false;
+        }
+        let mut start = 0;
+        for comma in memchr::memchr_iter(b',', line) {
+            self.record.bytes.extend_from_slice(&line[start..comma]);
+            self.record.ends.push(self.record.bytes.len());
+            start = comma + 1;
+            if self.record.ends.len() > RECORD_FIELDS_MAX {
+                self.record.clear();
+                return false;
+            }
+        }
+        self.record.bytes.extend_from_slice(&line[start..]);
+        self.record.ends.push(self.record.bytes.len());
+        if self.record.ends.len() > RECORD_FIELDS_MAX {
+            self.record.clear();
+            return false;
+        }
+        self.position += newline + 1;
+        self.line += 1;
+        true
     }
 
     fn at_eof(&mut self) -> Result<Option<&RawRecord>, ReadError> {
@@ -539,10 +617,10 @@ impl<R: Read> TableReader<R> {
     /// The next data row. `Ok(None)` at the end; `Err(problems)` for a
     /// malformed row (reading may continue); I/O errors end the file.
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>, RowRead> {
-        let record = loop {
+        loop {
             match self.csv.next_record() {
                 Ok(Some(record)) if is_blank(record) => continue,
-                Ok(Some(record)) => break record,
+                Ok(Some(_)) => break,
                 Ok(None) => return Ok(None),
                 Err(ReadError::Io(err)) => return Err(RowRead::Io(err)),
                 Err(ReadError::File(message)) => {
@@ -558,7 +636,8 @@ impl<R: Read> TableReader<R> {
                     )]))
                 }
             }
-        };
+        }
+        let record = &self.csv.record;
         self.line = record.line;
         if record.len() != self.header.len() {
             return Err(RowRead::Problems(vec![RowProblem::malformed(
@@ -571,40 +650,62 @@ impl<R: Read> TableReader<R> {
                 ),
             )]));
         }
-        self.text.clear();
         self.values.clear();
+        self.text.clear();
+        if let Ok(text) = std::str::from_utf8(&record.bytes) {
+            // Valid as a whole, so every field is, and field boundaries are
+            // character boundaries (the delimiters are ASCII).
+            for position in &self.positions {
+                let Some(position) = *position else {
+                    self.values.push((0, 0));
+                    continue;
+                };
+                let start = if position == 0 {
+                    0
+                } else {
+                    record.ends[position - 1]
+                };
+                let end = record.ends[position];
+                let field = &text[start..end];
+                let trimmed_start = start + (field.len() - field.trim_start().len());
+                let trimmed_end = start + field.trim_end().len();
+                self.values
+                    .push((trimmed_start, trimmed_end.max(trimmed_start)));
+            }
+            return Ok(Some(Row {
+                line: record.line,
+                text,
+                values: &self.values,
+                present: &self.positions,
+            }));
+        }
         let mut problems = Vec::new();
         for (spec, position) in self.specs.iter().zip(&self.positions) {
             let Some(position) = *position else {
-                self.values.push((0, 0));
                 continue;
             };
-            match std::str::from_utf8(record.field(position)) {
-                Ok(value) => {
-                    let value = value.trim();
-                    let start = self.text.len();
-                    self.text.push_str(value);
-                    self.values.push((start, self.text.len()));
-                }
-                Err(_) => {
-                    problems.push(RowProblem::malformed(
-                        record.line,
-                        spec.name,
-                        "is not valid UTF-8 (save the file as UTF-8)",
-                    ));
-                    self.values.push((0, 0));
-                }
+            if std::str::from_utf8(record.field(position)).is_err() {
+                problems.push(RowProblem::malformed(
+                    record.line,
+                    spec.name,
+                    "is not valid UTF-8 (save the file as UTF-8)",
+                ));
             }
         }
-        if !problems.is_empty() {
-            return Err(RowRead::Problems(problems));
+        if problems.is_empty() {
+            // Invalid bytes in a column we do not read still make the row unreadable.
+            problems.push(RowProblem::malformed(
+                record.line,
+                "row",
+                "is not valid UTF-8 (save the file as UTF-8)",
+            ));
         }
-        Ok(Some(Row {
-            line: record.line,
-            text: &self.text,
-            values: &self.values,
-            present: &self.positions,
-        }))
+        Err(RowRead::Problems(problems))
+    }
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.csv.bytes_read()
     }
 
     /// The header as written in the file (trimmed), in file order.
@@ -687,7 +788,10 @@ fn is_blank(record: &RawRecord) -> bool {
 /// Parses a whole input into raw string records (header included), for
 /// the conformance tests: `Err` with every syntax problem.
 pub fn parse_all(bytes: &[u8]) -> Result<Vec<Vec<String>>, Vec<String>> {
-    let mut reader = CsvReader::new(bytes);
+    parse_all_with(CsvReader::new(bytes))
+}
+
+fn parse_all_with(mut reader: CsvReader<&[u8]>) -> Result<Vec<Vec<String>>, Vec<String>> {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     loop {
@@ -783,5 +887,33 @@ mod tests {
         let mut input = b"a\n\"".to_vec();
         input.extend(std::iter::repeat_n(b'x', RECORD_BYTES_MAX + 10));
         assert!(parse_all(&input).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn fast_and_strict_routes_agree(input in proptest::collection::vec(
+            proptest::sample::select(vec![b'a', b'b', b',', b'"', b'\n', b'\r', b' ', 0xC3, 0xA9]), 0..120)) {
+            let fast = parse_all(&input);
+            let mut strict_reader = CsvReader::new(input.as_slice());
+            strict_reader.simple_lines = false;
+            let strict = parse_all_with(strict_reader);
+            proptest::prop_assert_eq!(fast, strict);
+            let lines = |simple: bool| {
+                let mut reader = CsvReader::new(input.as_slice());
+                reader.simple_lines = simple;
+                let mut lines = Vec::new();
+                loop {
+                    match reader.next_record() {
+                        Ok(Some(record)) => lines.push(record.line),
+                        Ok(None) => break,
+                        Err(ReadError::Syntax(err)) => lines.push(1_000_000 + err.line),
+                        Err(_) => break,
+                    }
+                }
+                lines
+            };
+            proptest::prop_assert_eq!(lines(true), lines(false));
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::policy;
 use crate::rules::{ActiveHold, ChipPolicy, Facts, LotCommitted, Window, WindowUnits};
 use chrono::NaiveDate;
 use rusqlite::Connection;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 /// Net units of one chip on one day, by market group.
@@ -46,12 +46,10 @@ pub struct LedgerFacts<'conn> {
     lots: HashMap<String, Rc<Vec<LotEvent>>>,
     /// Lot -> net shipped (recorded plus applied here).
     lot_shipped: HashMap<String, i64>,
-    /// Lot -> net shipped applied here only (to flush).
-    lot_deltas: HashMap<String, i64>,
+    /// What was applied here (to flush to the derived tables).
+    deltas: Deltas,
     /// Active holds (as of the ledger clock), updated as sales draw them.
     holds: Vec<ActiveHold>,
-    /// (chip, day) -> units applied here only (to flush).
-    day_deltas: HashMap<(String, NaiveDate), DayUnits>,
     /// chip -> windows asked for so far, with their current units.
     windows: HashMap<String, Vec<(Window, WindowUnits)>>,
 }
@@ -73,9 +71,8 @@ impl<'conn> LedgerFacts<'conn> {
             customers: HashMap::new(),
             lots: HashMap::new(),
             lot_shipped: HashMap::new(),
-            lot_deltas: HashMap::new(),
+            deltas: Deltas::default(),
             holds,
-            day_deltas: HashMap::new(),
             windows: HashMap::new(),
         })
     }
@@ -96,10 +93,16 @@ impl<'conn> LedgerFacts<'conn> {
         lot_id: Option<&str>,
         draw: Option<(i64, i64)>,
     ) -> Result<()> {
-        self.day_deltas
-            .entry((chip.to_string(), date))
-            .or_default()
-            .add(group, signed_units);
+        match self.deltas.days.get_mut(chip) {
+            Some(days) => days.entry(date).or_default().add(group, signed_units),
+            None => {
+                let mut units = DayUnits::default();
+                units.add(group, signed_units);
+                self.deltas
+                    .days
+                    .insert(chip.to_string(), BTreeMap::from([(date, units)]));
+            }
+        }
         if let Some(windows) = self.windows.get_mut(chip) {
             for (window, units) in windows.iter_mut() {
                 if window.contains(date) {
@@ -116,7 +119,7 @@ impl<'conn> LedgerFacts<'conn> {
                 let shipped = self.shipped_of(lot_id)?;
                 self.lot_shipped
                     .insert(lot_id.to_string(), shipped + signed_units);
-                *self.lot_deltas.entry(lot_id.to_string()).or_default() += signed_units;
+                *self.deltas.lots.entry(lot_id.to_string()).or_default() += signed_units;
             }
         }
         if let Some((hold_seq, drawn)) = draw {
@@ -170,32 +173,50 @@ impl<'conn> LedgerFacts<'conn> {
         Ok(recorded)
     }
 
-    /// Writes what was applied to the derived tables (same transaction as
-    /// the entries).
-    pub fn flush_derived(&mut self) -> Result<()> {
-        let mut daily = self.conn.prepare_cached(
+    /// Hands over what was applied, to be flushed (possibly through
+    /// another connection: the writer's).
+    pub fn take_deltas(&mut self) -> Deltas {
+        std::mem::take(&mut self.deltas)
+    }
+}
+
+/// What an import applied: per-day and per-lot net units.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Deltas {
+    /// chip -> day -> net units by group.
+    days: HashMap<String, BTreeMap<NaiveDate, DayUnits>>,
+    /// Lot -> net restricted units shipped.
+    lots: HashMap<String, i64>,
+}
+
+impl Deltas {
+    /// Adds them to the derived tables, in the writer's transaction.
+    pub fn flush(self, conn: &Connection) -> Result<()> {
+        let mut daily = conn.prepare_cached(
             "INSERT INTO derived_daily_units (chip, day, us_net_units, restricted_net_units, other_net_units) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, day) DO UPDATE SET \
              us_net_units = us_net_units + excluded.us_net_units, \
              restricted_net_units = restricted_net_units + excluded.restricted_net_units, \
              other_net_units = other_net_units + excluded.other_net_units",
         )?;
-        let mut days: Vec<_> = self.day_deltas.drain().collect();
-        days.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((chip, day), units) in days {
-            daily.execute((
-                chip,
-                format_date(day),
-                units.us_net,
-                units.restricted_net,
-                units.other_net,
-            ))?;
+        let mut chips: Vec<_> = self.days.into_iter().collect();
+        chips.sort_by(|a, b| a.0.cmp(&b.0));
+        for (chip, days) in chips {
+            for (day, units) in days {
+                daily.execute((
+                    &chip,
+                    format_date(day),
+                    units.us_net,
+                    units.restricted_net,
+                    units.other_net,
+                ))?;
+            }
         }
-        let mut lots = self.conn.prepare_cached(
+        let mut lots = conn.prepare_cached(
             "INSERT INTO derived_lot_units (lot_id, shipped_net_units) VALUES (?1, ?2) \
              ON CONFLICT (lot_id) DO UPDATE SET shipped_net_units = shipped_net_units + excluded.shipped_net_units",
         )?;
-        let mut deltas: Vec<_> = self.lot_deltas.drain().collect();
+        let mut deltas: Vec<_> = self.lots.into_iter().collect();
         deltas.sort();
         for (lot_id, units) in deltas {
             lots.execute((lot_id, units))?;
@@ -349,8 +370,8 @@ impl Facts for LedgerFacts<'_> {
             restricted_net,
             held: 0,
         };
-        for ((delta_chip, day), delta) in &self.day_deltas {
-            if delta_chip == chip && window.contains(*day) {
+        if let Some(days) = self.deltas.days.get(chip) {
+            for (_, delta) in days.range(window.start..=window.end) {
                 units.us_net += delta.us_net;
                 units.restricted_net += delta.restricted_net;
             }

@@ -1,33 +1,47 @@
 //! The nightly sales import (SPEC §3.4–3.5, §3.8–3.9, §4, §5).
 //!
-//! The file is read in passes, so memory does not grow with it:
-//! 1. every row in file order: its form, then duplicates and conflicts
-//!    (against the ledger and earlier rows, before any rule);
-//! 2. US and other-market sales (applied first, SPEC §3.4);
-//! 3. restricted sales in file order, judged by `rules::judge_restricted`;
-//! 4. returns in file order.
+//! Rows are applied in the order SPEC §3.4 sets: every US and other-market
+//! sale first, then restricted sales in file order, then returns in file
+//! order; a refused row does not count for the rows after it. The file is
+//! read in passes rather than held in memory.
 //!
-//! A refused row does not count for the rows after it. All of it happens in
-//! one write transaction; an atomic import with any problem rolls back.
+//! Two paths give the same answer:
+//! - the **fast path** (the nightly case: every row new and allowed) runs
+//!   on two threads: one parses, judges, encodes and hashes (reading the
+//!   ledger through its own snapshot connection), the other inserts. It
+//!   skips the per-row duplicate lookup and gives up at the first anomaly
+//!   (a malformed or refused row, a `record_id` already recorded, a return
+//!   whose sale it cannot see, too many returns to hold): the write
+//!   transaction is rolled back and
+//! - the **careful path** runs: one thread, duplicates and conflicts
+//!   classified first in file order, every problem listed. It is the
+//!   reference semantics; the fast path is an optimisation of it.
+//!
+//! Either way everything happens in one write transaction, and an atomic
+//! import with any problem writes nothing.
 
 use crate::csvin::{Row, RowRead, TableReader};
-use crate::entry::SALE;
 use crate::error::{Error, Result, RowProblem, Rule};
-use crate::facts::LedgerFacts;
+use crate::facts::{Deltas, LedgerFacts};
 use crate::imports::{append_batch, open_table, ImportSummary};
-use crate::ledger::{Appender, Ledger, MarketGroup, Settings};
+use crate::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use crate::money::Usd;
-use crate::period::{format_date, Period};
-use crate::rules::{self, Purpose, Shipment};
-use crate::sales::{self, SaleEntry, SaleKind, SaleRow};
+use crate::period::{format_date, parse_date, Period};
+use crate::rules::{self, Facts, Purpose, Shipment};
+use crate::sales::{self, SaleBatch, SaleKind, SaleRow};
 use chrono::NaiveDate;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// Most data rows one sales file may hold.
 pub const SALES_ROWS_MAX: usize = 100_000_000;
+/// Returns the fast path holds in memory until the sales are done; a file
+/// with more takes the careful path (so memory stays bounded).
+pub const RETURNS_HELD_MAX: usize = 100_000;
 
 /// How to run an import.
 #[derive(Debug, Clone)]
@@ -41,6 +55,8 @@ pub struct SalesImportOptions {
     /// `--accept-violations --reason`: record rows refused only by policy,
     /// customer, lot or cap, marked with this reason.
     pub accept_reason: Option<String>,
+    /// Skip the fast path (tests and benchmarks compare both paths).
+    pub careful_only: bool,
 }
 
 /// A row that was not recorded: its fields as written and why.
@@ -50,7 +66,7 @@ pub struct Reject {
     pub line: u64,
     /// The record's fields as written (lossy UTF-8).
     pub fields: Vec<String>,
-    /// Every problem, as messages.
+    /// Every problem, as `column: message`.
     pub errors: Vec<String>,
 }
 
@@ -67,6 +83,17 @@ pub struct SalesImport {
     pub committed: bool,
     /// The file itself was unusable (unreadable header): exit 2 in every mode.
     pub file_level: bool,
+    /// Which path produced the answer ("fast" or "careful"), for benchmarks.
+    pub path_taken: &'static str,
+}
+
+/// Progress of a running import, readable from another thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of the file read by the current pass.
+    pub bytes: AtomicU64,
+    /// Passes started.
+    pub pass: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,41 +118,167 @@ fn rule_column(rule: Rule) -> &'static str {
     }
 }
 
-/// Rules `--accept-violations` may record a row despite.
-fn acceptable(rule: Rule) -> bool {
-    matches!(rule, Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap)
+/// What to do with a row given its refusals (SPEC §3.9).
+enum Acceptance {
+    /// No refusal.
+    Clean,
+    /// Refused only by acceptable rules, and violations are accepted:
+    /// record it with these rule names.
+    Accepted(String),
+    /// Refused.
+    Refused,
+}
+
+fn acceptance(refusals: &[(Rule, String)], accept_reason: Option<&str>) -> Acceptance {
+    if refusals.is_empty() {
+        return Acceptance::Clean;
+    }
+    let acceptable =
+        |rule: Rule| matches!(rule, Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap);
+    if accept_reason.is_none() || !refusals.iter().all(|(rule, _)| acceptable(*rule)) {
+        return Acceptance::Refused;
+    }
+    let mut names: Vec<&str> = refusals.iter().map(|(rule, _)| rule.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    Acceptance::Accepted(names.join(","))
+}
+
+/// The checks of a return against the sale it names (SPEC §3.5), given
+/// the units of that sale already returned. (Closed periods and the US
+/// return cap are checked by the caller.)
+fn judge_return(row: &SaleRow, sale: Option<&SaleRow>, returned: i64) -> Vec<(Rule, String)> {
+    let reverses = row.reverses.as_deref().expect("a return names its sale");
+    let Some(sale) = sale.filter(|sale| sale.kind == SaleKind::Sale) else {
+        return vec![(
+            Rule::Return,
+            format!("reverses {reverses}, which is not a recorded sale"),
+        )];
+    };
+    let mut refusals = Vec::new();
+    let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_string());
+    let mut differs = |what: &str, ours: String, theirs: String| {
+        refusals.push((
+            Rule::Return,
+            format!("{what} {ours} differs from sale {reverses}'s {theirs}"),
+        ));
+    };
+    if row.chip != sale.chip {
+        differs("chip", row.chip.clone(), sale.chip.clone());
+    }
+    if row.market != sale.market {
+        differs("market", row.market.clone(), sale.market.clone());
+    }
+    if row.customer_id != sale.customer_id {
+        differs("customer", show(&row.customer_id), show(&sale.customer_id));
+    }
+    if let Some(price) = row.unit_price {
+        if Some(price) != sale.unit_price {
+            differs(
+                "unit price",
+                price.to_string(),
+                sale.unit_price.unwrap_or(Usd::ZERO).to_string(),
+            );
+        }
+    }
+    if row.lot_id.is_some() && row.lot_id != sale.lot_id {
+        differs("lot", show(&row.lot_id), show(&sale.lot_id));
+    }
+    if row.sale_date < sale.sale_date {
+        refusals.push((
+            Rule::Return,
+            format!(
+                "is dated {}, before sale {reverses} ({})",
+                format_date(row.sale_date),
+                format_date(sale.sale_date)
+            ),
+        ));
+    }
+    if returned + row.units > sale.units {
+        refusals.push((
+            Rule::Return,
+            format!(
+                "would return {} units of sale {reverses}, which sold {} ({returned} already returned)",
+                row.units, sale.units
+            ),
+        ));
+    }
+    refusals
+}
+
+fn closed_refusal(
+    facts: &mut LedgerFacts<'_>,
+    settings: &Settings,
+    date: NaiveDate,
+) -> Result<Option<(Rule, String)>> {
+    let period = Period::of(settings.period_kind, date);
+    Ok(facts
+        .is_closed(period)?
+        .then(|| (Rule::Closed, format!("period {period} is closed"))))
+}
+
+fn shipment(row: &SaleRow) -> Shipment<'_> {
+    Shipment {
+        date: row.sale_date,
+        chip: &row.chip,
+        market: &row.market,
+        customer_id: row.customer_id.as_deref(),
+        lot_id: row.lot_id.as_deref(),
+        units: row.units,
+        order_ref: row.order_ref.as_deref(),
+    }
 }
 
 /// A row, or what made it unreadable.
 type RowOrProblems<'a> = std::result::Result<Row<'a>, Vec<RowProblem>>;
 
 /// One pass over the file.
-struct Pass {
+struct Pass<'p> {
     table: TableReader<BufReader<File>>,
     index: usize,
+    label: &'p str,
+    progress: Option<&'p Progress>,
 }
 
-impl Pass {
+impl<'p> Pass<'p> {
     fn open(
         path: &Path,
-        label: &str,
-    ) -> std::result::Result<Pass, std::result::Result<ImportSummary, Error>> {
+        label: &'p str,
+        progress: Option<&'p Progress>,
+    ) -> std::result::Result<Pass<'p>, std::result::Result<ImportSummary, Error>> {
+        if let Some(progress) = progress {
+            progress.pass.fetch_add(1, Ordering::Relaxed);
+            progress.bytes.store(0, Ordering::Relaxed);
+        }
         Ok(Pass {
             table: open_table(path, label, sales::COLUMNS)?,
             index: 0,
+            label,
+            progress,
         })
     }
 
-    fn reopen(path: &Path, label: &str) -> Result<Pass> {
-        Pass::open(path, label).map_err(|err| match err {
-            Ok(_) => Error::Environment(format!("{label} changed while it was being imported")),
+    fn reopen(path: &Path, label: &'p str, progress: Option<&'p Progress>) -> Result<Pass<'p>> {
+        Pass::open(path, label, progress).map_err(|err| match err {
+            Ok(_) => changed(label),
             Err(err) => err,
         })
     }
 
     /// The next row: its index and the row or its syntax problems.
-    fn next(&mut self, label: &str) -> Result<Option<(usize, RowOrProblems<'_>)>> {
+    fn next(&mut self) -> Result<Option<(usize, RowOrProblems<'_>)>> {
         let index = self.index;
+        if index >= SALES_ROWS_MAX {
+            return Err(Error::BadInput(format!(
+                "{}: more than {SALES_ROWS_MAX} rows; split the file",
+                self.label
+            )));
+        }
+        if let (Some(progress), 0) = (self.progress, index % 4096) {
+            progress
+                .bytes
+                .store(self.table.bytes_read(), Ordering::Relaxed);
+        }
         match self.table.next_row() {
             Ok(None) => Ok(None),
             Ok(Some(row)) => {
@@ -136,20 +289,407 @@ impl Pass {
                 self.index += 1;
                 Ok(Some((index, Err(problems))))
             }
-            Err(RowRead::Io(err)) => Err(Error::BadInput(format!("cannot read {label}: {err}"))),
+            Err(RowRead::Io(err)) => Err(Error::BadInput(format!(
+                "cannot read {}: {err}",
+                self.label
+            ))),
         }
     }
 
-    fn finish(self, label: &str) -> Result<String> {
+    /// Ends the pass; checks the file is the one the first pass read.
+    fn finish(self, expected_sha256: Option<&str>) -> Result<String> {
+        let label = self.label;
         let (sha256, _) = self
             .table
             .finish()
             .map_err(|err| Error::BadInput(format!("cannot read {label}: {err}")))?;
+        if expected_sha256.is_some_and(|expected| expected != sha256) {
+            return Err(changed(label));
+        }
         Ok(sha256)
     }
 }
 
-/// Collects problems and rejected rows.
+/// With `QLEDGER_TRACE` set, prints how long each phase took (stderr).
+fn trace(label: &str, phase: &str) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    if let Some(start) =
+        START.get_or_init(|| std::env::var_os("QLEDGER_TRACE").map(|_| std::time::Instant::now()))
+    {
+        eprintln!(
+            "qledger trace: {label}: {phase} done at {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn changed(label: &str) -> Error {
+    Error::Environment(format!(
+        "{label} changed while it was being imported; nothing was written"
+    ))
+}
+
+/// Imports a sales file (SPEC §5 `qledger import`).
+pub fn import_sales(
+    ledger: &mut Ledger,
+    path: &Path,
+    label: &str,
+    options: &SalesImportOptions,
+    progress: Option<&Progress>,
+) -> Result<SalesImport> {
+    let header = match Pass::open(path, label, None) {
+        Ok(pass) => pass.table.header_original().to_vec(),
+        Err(Ok(summary)) => {
+            return Ok(SalesImport {
+                summary,
+                file_level: true,
+                path_taken: "careful",
+                ..SalesImport::default()
+            })
+        }
+        Err(Err(err)) => return Err(err),
+    };
+    trace(label, "header");
+    if !options.careful_only {
+        if let Some(outcome) = fast_path(ledger, path, label, options, &header, progress)? {
+            trace(label, "fast path committed");
+            return Ok(outcome);
+        }
+    }
+    trace(label, "fast path gave way to the careful path");
+    let outcome = careful_path(ledger, path, label, options, header, progress);
+    trace(label, "careful path committed");
+    outcome
+}
+
+/// Commits (or not) what a path produced, with the batch entry and the
+/// derived totals.
+fn settle(
+    appender: &mut Appender<'_>,
+    mut summary: ImportSummary,
+    deltas: Deltas,
+    entries_from: i64,
+    options: &SalesImportOptions,
+) -> Result<(ImportSummary, bool)> {
+    summary.settle_problems();
+    let refused = !summary.errors.is_empty() && !options.partial;
+    if refused {
+        summary.inserted = 0;
+        if let Some(accepted) = summary.accepted_violations.as_mut() {
+            *accepted = 0;
+        }
+    }
+    let commit = !refused && !options.dry_run && summary.inserted > 0;
+    if commit {
+        append_batch(appender, "sales", &summary, entries_from, options.as_of)?;
+        deltas.flush(appender.conn())?;
+    }
+    Ok((summary, commit))
+}
+
+/// What the fast path's parsing thread ends with.
+enum Produced {
+    /// Something needs the careful path.
+    Fallback,
+    /// Every row encoded and sent.
+    Done {
+        summary: Box<ImportSummary>,
+        deltas: Deltas,
+    },
+}
+
+fn fast_path(
+    ledger: &mut Ledger,
+    path: &Path,
+    label: &str,
+    options: &SalesImportOptions,
+    header: &[String],
+    progress: Option<&Progress>,
+) -> Result<Option<SalesImport>> {
+    let settings = ledger.settings().clone();
+    let db_path = ledger.path().to_path_buf();
+    ledger.write(|appender| {
+        let head = appender.head();
+        let entries_from = appender.next_seq();
+        // The write lock is held: the snapshot this connection takes on
+        // its first read is the ledger as this import starts.
+        let reader = open_connection(&db_path)?;
+        reader.execute_batch("BEGIN DEFERRED")?;
+        let stop = AtomicBool::new(false);
+        let (sender, receiver) = sync_channel::<SaleBatch>(16);
+        let (produced, written) = std::thread::scope(|scope| {
+            let (settings, stop_flag) = (&settings, &stop);
+            // The reader connection moves to the parsing thread.
+            let producer = scope.spawn(move || {
+                let mut producer = Producer {
+                    settings,
+                    options,
+                    label,
+                    progress,
+                    sender,
+                    stop: stop_flag,
+                    batch: SaleBatch::new(),
+                    head,
+                };
+                producer.run(&reader, path)
+            });
+            let mut written: Result<bool> = Ok(true);
+            for batch in receiver.iter() {
+                match appender.insert_sales(&batch) {
+                    Ok(None) => {}
+                    Ok(Some(_duplicate)) => {
+                        written = Ok(false);
+                        break;
+                    }
+                    Err(err) => {
+                        written = Err(err);
+                        break;
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            drop(receiver); // unblocks a producer waiting to send
+            let produced = producer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (produced, written)
+        });
+        let (summary, deltas) = match (produced?, written?) {
+            (Produced::Done { summary, deltas }, true) => (*summary, deltas),
+            _ => return Ok((None, false)),
+        };
+        trace(label, "fast path: every entry written");
+        let (summary, commit) = settle(appender, summary, deltas, entries_from, options)?;
+        trace(
+            label,
+            "fast path: batch entry and derived totals written; committing",
+        );
+        Ok((
+            Some(SalesImport {
+                summary,
+                header: header.to_vec(),
+                rejects: Vec::new(),
+                committed: commit,
+                file_level: false,
+                path_taken: "fast",
+            }),
+            commit,
+        ))
+    })
+}
+
+/// The fast path's parsing thread.
+struct Producer<'a> {
+    settings: &'a Settings,
+    options: &'a SalesImportOptions,
+    label: &'a str,
+    progress: Option<&'a Progress>,
+    sender: SyncSender<SaleBatch>,
+    stop: &'a AtomicBool,
+    batch: SaleBatch,
+    head: ChainHead,
+}
+
+impl Producer<'_> {
+    /// Whether a raw market value names a restricted market (case-insensitive).
+    fn is_restricted_market(&self, market: &str) -> bool {
+        self.settings
+            .restricted_markets
+            .iter()
+            .any(|restricted| restricted.eq_ignore_ascii_case(market))
+    }
+
+    fn parse(&self, row: &Row<'_>) -> Option<SaleRow> {
+        let mut problems = Vec::new();
+        SaleRow::parse(row, self.settings, self.options.as_of, &mut problems)
+            .filter(|_| problems.is_empty())
+    }
+
+    /// Encodes one entry; sends the batch when it is full. `false`: stop.
+    fn emit(&mut self, row: &SaleRow, draw: Option<(i64, i64)>, accepted: Option<&str>) -> bool {
+        let seq = self.head.entries + 1;
+        let reason = self.options.accept_reason.as_deref().unwrap_or("");
+        let hash = self.batch.push(
+            seq,
+            &self.head.hash,
+            row,
+            draw,
+            accepted.map(|rules| (rules, reason)),
+        );
+        self.head = ChainHead { entries: seq, hash };
+        if self.batch.rows.len() >= SaleBatch::ROWS {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, SaleBatch::new());
+        self.sender.send(full).is_ok() && !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn run(&mut self, reader: &rusqlite::Connection, path: &Path) -> Result<Produced> {
+        let mut facts = LedgerFacts::new(reader, self.settings.clone(), self.options.as_of)?;
+        let mut summary = ImportSummary {
+            file: self.label.to_string(),
+            accepted_violations: self.options.accept_reason.as_ref().map(|_| 0),
+            ..ImportSummary::default()
+        };
+        // Pass 1: US and other-market sales count first; note which
+        // record_ids returns name.
+        let mut named_by_returns: HashSet<String> = HashSet::new();
+        let mut pass = Pass::reopen(path, self.label, self.progress)?;
+        while let Some((_, read)) = pass.next()? {
+            let Some(row) = read.ok().and_then(|row| self.parse(&row)) else {
+                return Ok(Produced::Fallback);
+            };
+            summary.rows += 1;
+            match (row.kind, self.settings.market_group(&row.market)) {
+                (SaleKind::Return, _) => {
+                    if named_by_returns.len() >= RETURNS_HELD_MAX {
+                        return Ok(Produced::Fallback);
+                    }
+                    named_by_returns.insert(row.reverses.clone().expect("a return names its sale"));
+                }
+                (SaleKind::Sale, MarketGroup::Restricted) => {}
+                (SaleKind::Sale, group) => {
+                    // US and other-market sales need nothing but an open
+                    // period: their entries go to the writer right away.
+                    if closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
+                        return Ok(Produced::Fallback);
+                    }
+                    facts.apply(&row.chip, row.sale_date, group, row.units, None, None)?;
+                    if !self.emit(&row, None, None) {
+                        return Ok(Produced::Fallback);
+                    }
+                    summary.inserted += 1;
+                }
+            }
+        }
+        let sha256 = pass.finish(None)?;
+        trace(self.label, "fast pass 1 (US and other sales)");
+
+        // Pass 2: restricted sales in file order; returns held for last.
+        let mut sales_named: HashMap<String, SaleRow> = HashMap::new();
+        let mut returns: Vec<SaleRow> = Vec::new();
+        let mut pass = Pass::reopen(path, self.label, self.progress)?;
+        while let Some((_, read)) = pass.next()? {
+            let Ok(raw) = read else {
+                return Err(changed(self.label));
+            };
+            // Only restricted sales and returns are parsed again.
+            let kind = raw.get(9);
+            let is_return = kind.eq_ignore_ascii_case("return");
+            if !is_return && !self.is_restricted_market(raw.get(3)) {
+                if named_by_returns.contains(raw.get(0)) {
+                    let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
+                    sales_named.insert(row.record_id.clone(), row);
+                }
+                continue;
+            }
+            let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
+            if is_return {
+                returns.push(row);
+                continue;
+            }
+            let verdict = rules::judge_restricted(&mut facts, &shipment(&row), Purpose::Sale)?;
+            let accepted =
+                match acceptance(&verdict.refusals, self.options.accept_reason.as_deref()) {
+                    Acceptance::Clean => None,
+                    Acceptance::Accepted(rules) => Some(rules),
+                    Acceptance::Refused => return Ok(Produced::Fallback),
+                };
+            let draw = verdict
+                .draw
+                .as_ref()
+                .map(|(hold, drawn)| (hold.seq, *drawn));
+            facts.apply(
+                &row.chip,
+                row.sale_date,
+                MarketGroup::Restricted,
+                row.units,
+                row.lot_id.as_deref(),
+                draw,
+            )?;
+            if accepted.is_some() {
+                *summary.accepted_violations.get_or_insert(0) += 1;
+            }
+            if !self.emit(&row, draw, accepted.as_deref()) {
+                return Ok(Produced::Fallback);
+            }
+            summary.inserted += 1;
+            if named_by_returns.contains(&row.record_id) {
+                sales_named.insert(row.record_id.clone(), row);
+            }
+        }
+        pass.finish(Some(&sha256))?;
+        trace(self.label, "fast pass 2 (restricted sales)");
+
+        // Returns, in file order.
+        let mut returned_here: HashMap<String, i64> = HashMap::new();
+        for mut row in returns {
+            let reverses = row.reverses.clone().expect("a return names its sale");
+            let recorded = match sales_named.get(&reverses) {
+                Some(sale) => Some(sale.clone()),
+                None => sales::recorded(reader, &reverses)?.map(|recorded| recorded.row),
+            };
+            let Some(sale) = recorded else {
+                return Ok(Produced::Fallback);
+            };
+            let already = sales::returned_units(reader, &reverses)?
+                + returned_here.get(&reverses).copied().unwrap_or(0);
+            let mut refusals = judge_return(&row, Some(&sale), already);
+            if let Some(closed) = closed_refusal(&mut facts, self.settings, row.sale_date)? {
+                refusals.push(closed);
+            }
+            let group = self.settings.market_group(&row.market);
+            if refusals.is_empty() && group == MarketGroup::Us {
+                if let Some(message) =
+                    rules::judge_us_return(&mut facts, &row.chip, row.sale_date, row.units)?
+                {
+                    refusals.push((Rule::Cap, message));
+                }
+            }
+            let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
+                Acceptance::Clean => None,
+                Acceptance::Accepted(rules) => Some(rules),
+                Acceptance::Refused => return Ok(Produced::Fallback),
+            };
+            row.unit_price = sale.unit_price;
+            row.lot_id = sale.lot_id.clone();
+            facts.apply(
+                &row.chip,
+                row.sale_date,
+                group,
+                -row.units,
+                row.lot_id.as_deref(),
+                None,
+            )?;
+            *returned_here.entry(reverses).or_default() += row.units;
+            if accepted.is_some() {
+                *summary.accepted_violations.get_or_insert(0) += 1;
+            }
+            if !self.emit(&row, None, accepted.as_deref()) {
+                return Ok(Produced::Fallback);
+            }
+            summary.inserted += 1;
+        }
+        if !self.flush() {
+            return Ok(Produced::Fallback);
+        }
+        summary.sha256 = sha256;
+        Ok(Produced::Done {
+            summary: Box::new(summary),
+            deltas: facts.take_deltas(),
+        })
+    }
+}
+
+/// Collects problems and rejected rows (careful path).
 #[derive(Default)]
 struct Problems {
     list: Vec<RowProblem>,
@@ -172,28 +712,18 @@ impl Problems {
     }
 }
 
-/// Imports a sales file (SPEC §5 `qledger import`).
-pub fn import_sales(
+fn careful_path(
     ledger: &mut Ledger,
     path: &Path,
     label: &str,
     options: &SalesImportOptions,
+    header: Vec<String>,
+    progress: Option<&Progress>,
 ) -> Result<SalesImport> {
-    let mut first = match Pass::open(path, label) {
-        Ok(pass) => pass,
-        Err(Ok(summary)) => {
-            return Ok(SalesImport {
-                summary,
-                file_level: true,
-                ..SalesImport::default()
-            })
-        }
-        Err(Err(err)) => return Err(err),
-    };
-    let header = first.table.header_original().to_vec();
     let settings = ledger.settings().clone();
     ledger.write(|appender| {
-        let mut run = Run {
+        let entries_from = appender.next_seq();
+        let mut careful = Careful {
             appender,
             settings: &settings,
             options,
@@ -206,40 +736,30 @@ pub fn import_sales(
                 ..ImportSummary::default()
             },
         };
-        run.classify(&mut first)?;
-        let sha256 = first.finish(label)?;
-        run.summary.sha256 = sha256.clone();
-        let mut facts = LedgerFacts::new(run.appender.conn(), settings.clone(), options.as_of)?;
-        let entries_from = run.appender.next_seq();
+        let mut first = Pass::reopen(path, label, progress)?;
+        careful.classify(&mut first)?;
+        let sha256 = first.finish(None)?;
+        careful.summary.sha256 = sha256.clone();
+        let mut facts = LedgerFacts::new(careful.appender.conn(), settings.clone(), options.as_of)?;
         for status in [Status::UsOrOther, Status::Restricted, Status::Return] {
-            let mut pass = Pass::reopen(path, label)?;
-            run.apply_pass(&mut pass, status, &mut facts)?;
-            if pass.finish(label)? != sha256 {
-                return Err(Error::Environment(format!(
-                    "{label} changed while it was being imported; nothing was written"
-                )));
-            }
+            let mut pass = Pass::reopen(path, label, progress)?;
+            careful.apply_pass(&mut pass, status, &mut facts)?;
+            pass.finish(Some(&sha256))?;
         }
-        let Run {
+        let Careful {
             appender,
             problems,
             mut summary,
             ..
-        } = run;
+        } = careful;
         summary.errors = problems.list;
-        summary.settle_problems();
-        let refused = !summary.errors.is_empty() && !options.partial;
-        if refused {
-            summary.inserted = 0;
-            if let Some(accepted) = summary.accepted_violations.as_mut() {
-                *accepted = 0;
-            }
-        }
-        let commit = !refused && !options.dry_run && summary.inserted > 0;
-        if commit {
-            append_batch(appender, "sales", &summary, entries_from, options.as_of)?;
-            facts.flush_derived()?;
-        }
+        let (summary, commit) = settle(
+            appender,
+            summary,
+            facts.take_deltas(),
+            entries_from,
+            options,
+        )?;
         Ok((
             SalesImport {
                 summary,
@@ -247,13 +767,14 @@ pub fn import_sales(
                 rejects: problems.rejects.into_values().collect(),
                 committed: commit,
                 file_level: false,
+                path_taken: "careful",
             },
             commit,
         ))
     })
 }
 
-struct Run<'a, 'conn> {
+struct Careful<'a, 'conn> {
     appender: &'a mut Appender<'conn>,
     settings: &'a Settings,
     options: &'a SalesImportOptions,
@@ -263,23 +784,17 @@ struct Run<'a, 'conn> {
     summary: ImportSummary,
 }
 
-impl Run<'_, '_> {
+impl Careful<'_, '_> {
     /// Pass 1: forms, duplicates and conflicts, in file order.
-    fn classify(&mut self, pass: &mut Pass) -> Result<()> {
+    fn classify(&mut self, pass: &mut Pass<'_>) -> Result<()> {
         let conn = self.appender.conn();
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS import_seen (record_id TEXT PRIMARY KEY, line INTEGER NOT NULL, \
              kind TEXT, sale_date TEXT, chip TEXT, market TEXT, customer_id TEXT, units INTEGER, \
              price_e4 INTEGER, lot_id TEXT, order_ref TEXT, reverses TEXT); DELETE FROM temp.import_seen;",
         )?;
-        while let Some((index, read)) = pass.next(self.label)? {
+        while let Some((_, read)) = pass.next()? {
             self.summary.rows += 1;
-            if index >= SALES_ROWS_MAX {
-                return Err(Error::BadInput(format!(
-                    "{}: more than {SALES_ROWS_MAX} rows; split the file",
-                    self.label
-                )));
-            }
             let mut row_problems = Vec::new();
             let (line, parsed) = match read {
                 Ok(row) => (
@@ -354,34 +869,23 @@ impl Run<'_, '_> {
     /// Passes 2–4: applies the rows of one status in file order.
     fn apply_pass(
         &mut self,
-        pass: &mut Pass,
+        pass: &mut Pass<'_>,
         wanted: Status,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<()> {
-        while let Some((index, read)) = pass.next(self.label)? {
+        while let Some((index, read)) = pass.next()? {
             if self.statuses.get(index) != Some(&wanted) {
                 continue;
             }
-            let (line, row) = match read {
-                Ok(row) => {
-                    let line = row.line;
-                    let mut ignored = Vec::new();
-                    SaleRow::parse(&row, self.settings, self.options.as_of, &mut ignored)
-                        .filter(|_| ignored.is_empty())
-                        .map(|parsed| (line, parsed))
-                        .ok_or_else(|| {
-                            Error::Environment(format!(
-                                "{} changed while it was being imported",
-                                self.label
-                            ))
-                        })?
-                }
-                Err(_) => {
-                    return Err(Error::Environment(format!(
-                        "{} changed while it was being imported",
-                        self.label
-                    )))
-                }
+            let parsed = read.ok().and_then(|row| {
+                let mut ignored = Vec::new();
+                let line = row.line;
+                SaleRow::parse(&row, self.settings, self.options.as_of, &mut ignored)
+                    .filter(|_| ignored.is_empty())
+                    .map(|parsed| (line, parsed))
+            });
+            let Some((line, row)) = parsed else {
+                return Err(changed(self.label));
             };
             let refusals = match wanted {
                 Status::UsOrOther => self.apply_plain_sale(&row, facts)?,
@@ -406,22 +910,31 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    fn closed_refusal(
-        &self,
-        facts: &mut LedgerFacts<'_>,
-        date: NaiveDate,
-    ) -> Result<Option<(Rule, String)>> {
-        use crate::rules::Facts;
-        let period = Period::of(self.settings.period_kind, date);
-        Ok(facts
-            .is_closed(period)?
-            .then(|| (Rule::Closed, format!("period {period} is closed"))))
-    }
-
-    fn record(&mut self, entry: SaleEntry<'_>) -> Result<()> {
-        self.appender.append(&SALE, &entry.values())?;
+    fn record(
+        &mut self,
+        row: &SaleRow,
+        draw: Option<(i64, i64)>,
+        accepted: Option<&str>,
+    ) -> Result<()> {
+        let head = self.appender.head();
+        let mut batch = SaleBatch::new();
+        let reason = self.options.accept_reason.as_deref().unwrap_or("");
+        batch.push(
+            head.entries + 1,
+            &head.hash,
+            row,
+            draw,
+            accepted.map(|rules| (rules, reason)),
+        );
+        if self.appender.insert_sales(&batch)?.is_some() {
+            // Duplicates were classified first under the write lock.
+            return Err(Error::Integrity(format!(
+                "record_id {} appeared in the ledger during the import",
+                row.record_id
+            )));
+        }
         self.summary.inserted += 1;
-        if entry.accepted.is_some() {
+        if accepted.is_some() {
             *self.summary.accepted_violations.get_or_insert(0) += 1;
         }
         Ok(())
@@ -432,23 +945,12 @@ impl Run<'_, '_> {
         row: &SaleRow,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
-        if let Some(refusal) = self.closed_refusal(facts, row.sale_date)? {
+        if let Some(refusal) = closed_refusal(facts, self.settings, row.sale_date)? {
             return Ok(vec![refusal]);
         }
-        self.record(SaleEntry {
-            row,
-            draw: None,
-            accepted: None,
-        })?;
+        self.record(row, None, None)?;
         let group = self.settings.market_group(&row.market);
-        facts.apply(
-            &row.chip,
-            row.sale_date,
-            group,
-            row.units,
-            row.lot_id.as_deref(),
-            None,
-        )?;
+        facts.apply(&row.chip, row.sale_date, group, row.units, None, None)?;
         Ok(Vec::new())
     }
 
@@ -457,39 +959,17 @@ impl Run<'_, '_> {
         row: &SaleRow,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
-        let shipment = Shipment {
-            date: row.sale_date,
-            chip: &row.chip,
-            market: &row.market,
-            customer_id: row.customer_id.as_deref(),
-            lot_id: row.lot_id.as_deref(),
-            units: row.units,
-            order_ref: row.order_ref.as_deref(),
-        };
-        let verdict = rules::judge_restricted(facts, &shipment, Purpose::Sale)?;
-        let accepted = match (&self.options.accept_reason, verdict.refusals.is_empty()) {
-            (_, true) => None,
-            (Some(reason), false) if verdict.refusals.iter().all(|(rule, _)| acceptable(*rule)) => {
-                let mut names: Vec<&str> = verdict
-                    .refusals
-                    .iter()
-                    .map(|(rule, _)| rule.name())
-                    .collect();
-                names.sort_unstable();
-                names.dedup();
-                Some((names.join(","), reason.as_str()))
-            }
-            _ => return Ok(verdict.refusals),
+        let verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
+        let accepted = match acceptance(&verdict.refusals, self.options.accept_reason.as_deref()) {
+            Acceptance::Clean => None,
+            Acceptance::Accepted(rules) => Some(rules),
+            Acceptance::Refused => return Ok(verdict.refusals),
         };
         let draw = verdict
             .draw
             .as_ref()
             .map(|(hold, drawn)| (hold.seq, *drawn));
-        self.record(SaleEntry {
-            row,
-            draw,
-            accepted,
-        })?;
+        self.record(row, draw, accepted.as_deref())?;
         facts.apply(
             &row.chip,
             row.sale_date,
@@ -507,69 +987,11 @@ impl Run<'_, '_> {
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
         let reverses = row.reverses.clone().expect("a return names its sale");
-        let mut refusals = Vec::new();
         let conn = self.appender.conn();
-        let sale = sales::recorded(conn, &reverses)?.filter(|s| s.row.kind == SaleKind::Sale);
-        let Some(sale) = sale else {
-            refusals.push((
-                Rule::Return,
-                format!("reverses {reverses}, which is not a recorded sale"),
-            ));
-            if let Some(closed) = self.closed_refusal(facts, row.sale_date)? {
-                refusals.push(closed);
-            }
-            return Ok(refusals);
-        };
-        let sale = sale.row;
-        let mut mismatch = |what: &str, ours: String, theirs: String| {
-            refusals.push((
-                Rule::Return,
-                format!("{what} {ours} differs from sale {reverses}'s {theirs}"),
-            ));
-        };
-        let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_string());
-        if row.chip != sale.chip {
-            mismatch("chip", row.chip.clone(), sale.chip.clone());
-        }
-        if row.market != sale.market {
-            mismatch("market", row.market.clone(), sale.market.clone());
-        }
-        if row.customer_id != sale.customer_id {
-            mismatch("customer", show(&row.customer_id), show(&sale.customer_id));
-        }
-        if let Some(price) = row.unit_price {
-            if Some(price) != sale.unit_price {
-                mismatch(
-                    "unit price",
-                    price.to_string(),
-                    sale.unit_price.unwrap_or(Usd::ZERO).to_string(),
-                );
-            }
-        }
-        if row.lot_id.is_some() && row.lot_id != sale.lot_id {
-            mismatch("lot", show(&row.lot_id), show(&sale.lot_id));
-        }
-        if row.sale_date < sale.sale_date {
-            refusals.push((
-                Rule::Return,
-                format!(
-                    "is dated {}, before sale {reverses} ({})",
-                    format_date(row.sale_date),
-                    format_date(sale.sale_date)
-                ),
-            ));
-        }
+        let sale = sales::recorded(conn, &reverses)?.map(|recorded| recorded.row);
         let returned = sales::returned_units(conn, &reverses)?;
-        if returned + row.units > sale.units {
-            refusals.push((
-                Rule::Return,
-                format!(
-                    "would return {} units of sale {reverses}, which sold {} ({returned} already returned)",
-                    row.units, sale.units
-                ),
-            ));
-        }
-        if let Some(closed) = self.closed_refusal(facts, row.sale_date)? {
+        let mut refusals = judge_return(&row, sale.as_ref(), returned);
+        if let Some(closed) = closed_refusal(facts, self.settings, row.sale_date)? {
             refusals.push(closed);
         }
         let group = self.settings.market_group(&row.market);
@@ -580,20 +1002,15 @@ impl Run<'_, '_> {
                 refusals.push((Rule::Cap, message));
             }
         }
-        let accepted = match (&self.options.accept_reason, refusals.is_empty()) {
-            (_, true) => None,
-            (Some(reason), false) if refusals.iter().all(|(rule, _)| acceptable(*rule)) => {
-                Some(("cap".to_string(), reason.as_str()))
-            }
-            _ => return Ok(refusals),
+        let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
+            Acceptance::Clean => None,
+            Acceptance::Accepted(rules) => Some(rules),
+            Acceptance::Refused => return Ok(refusals),
         };
+        let sale = sale.expect("a return without refusals has its sale");
         row.unit_price = sale.unit_price;
         row.lot_id = sale.lot_id.clone();
-        self.record(SaleEntry {
-            row: &row,
-            draw: None,
-            accepted,
-        })?;
+        self.record(&row, None, accepted.as_deref())?;
         facts.apply(
             &row.chip,
             row.sale_date,
@@ -633,42 +1050,42 @@ fn seen_in_file(conn: &rusqlite::Connection, record_id: &str) -> Result<Option<(
             ))
         })
         .optional()?;
-    Ok(stored.map(
-        |(
-            line,
-            kind,
-            date,
+    let Some((
+        line,
+        kind,
+        date,
+        chip,
+        market,
+        customer_id,
+        units,
+        price,
+        lot_id,
+        order_ref,
+        reverses,
+    )) = stored
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        line as u64,
+        SaleRow {
+            record_id: record_id.to_string(),
+            kind: if kind == "sale" {
+                SaleKind::Sale
+            } else {
+                SaleKind::Return
+            },
+            sale_date: parse_date(&date).map_err(Error::Integrity)?,
             chip,
             market,
             customer_id,
             units,
-            price,
+            unit_price: price.map(|p| Usd::from_e4(p as i128)),
             lot_id,
             order_ref,
             reverses,
-        )| {
-            (
-                line as u64,
-                SaleRow {
-                    record_id: record_id.to_string(),
-                    kind: if kind == "sale" {
-                        SaleKind::Sale
-                    } else {
-                        SaleKind::Return
-                    },
-                    sale_date: crate::period::parse_date(&date).expect("stored by this import"),
-                    chip,
-                    market,
-                    customer_id,
-                    units,
-                    unit_price: price.map(|p| Usd::from_e4(p as i128)),
-                    lot_id,
-                    order_ref,
-                    reverses,
-                },
-            )
         },
-    ))
+    )))
 }
 
 fn remember_in_file(conn: &rusqlite::Connection, line: u64, row: &SaleRow) -> Result<()> {
@@ -696,7 +1113,7 @@ fn remember_in_file(conn: &rusqlite::Connection, line: u64, row: &SaleRow) -> Re
 /// Writes the rejects file: the original columns, then `line` and `error`.
 pub fn write_rejects(path: &Path, outcome: &SalesImport) -> Result<()> {
     let write = || -> std::result::Result<(), csv::Error> {
-        let mut writer = csv::Writer::from_path(path)?;
+        let mut writer = csv::WriterBuilder::new().flexible(true).from_path(path)?;
         let mut header = outcome.header.clone();
         header.push("line".to_string());
         header.push("error".to_string());

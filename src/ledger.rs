@@ -132,6 +132,12 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.busy_handler(Some(busy_handler))?;
     // A financial ledger: every commit is durable before we say "done".
     conn.pragma_update(None, "synchronous", "FULL")?;
+    if let Some(kib) = std::env::var("QLEDGER_CACHE_KIB")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        conn.pragma_update(None, "cache_size", -kib)?;
+    }
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     Ok(())
 }
@@ -181,6 +187,12 @@ impl Ledger {
 
     fn build_new(staging: &Path, settings: &Settings, as_of: NaiveDate) -> Result<()> {
         let conn = Connection::open(staging)?;
+        // Before the first table exists. (Experiment knob, see benches.)
+        let page_size: i64 = std::env::var("QLEDGER_PAGE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(16384);
+        conn.pragma_update(None, "page_size", page_size)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -426,6 +438,49 @@ impl<'conn> Appender<'conn> {
         self.previous = hash;
         self.next_seq += 1;
         Ok(seq)
+    }
+}
+
+/// The INSERT for sale entries, columns in `entry::SALE` order.
+const SALE_INSERT_SQL: &str = "INSERT INTO sale (seq, record_id, kind, sale_date, chip, market, customer_id, \
+     units, unit_price_usd_e4, lot_id, order_ref, reverses, hold_seq, drawn_units, accepted_rules, \
+     accepted_reason, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+impl Appender<'_> {
+    /// Inserts encoded sale entries, which must continue the chain exactly
+    /// (seq and previous hash as this appender stands). Returns the index
+    /// of the first entry whose `record_id` is already recorded, if any;
+    /// nothing from that entry on is inserted.
+    pub fn insert_sales(&mut self, batch: &crate::sales::SaleBatch) -> Result<Option<usize>> {
+        use crate::sales::Field;
+        let mut statement = self.conn.prepare_cached(SALE_INSERT_SQL)?;
+        for (index, slot) in batch.rows.iter().enumerate() {
+            assert_eq!(slot.seq, self.next_seq, "sale entries continue the chain");
+            statement.raw_bind_parameter(1, slot.seq)?;
+            for (column, field) in slot.fields.iter().enumerate() {
+                let position = column + 2;
+                match *field {
+                    Field::Null => statement.raw_bind_parameter(position, rusqlite::types::Null)?,
+                    Field::Int(value) => statement.raw_bind_parameter(position, value)?,
+                    Field::Text(start, end) => {
+                        statement.raw_bind_parameter(position, batch.text_of(start, end))?
+                    }
+                }
+            }
+            statement.raw_bind_parameter(17, &slot.hash[..])?;
+            match statement.raw_execute() {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                {
+                    return Ok(Some(index));
+                }
+                Err(err) => return Err(err.into()),
+            }
+            self.previous = slot.hash;
+            self.next_seq += 1;
+        }
+        Ok(None)
     }
 }
 

@@ -164,6 +164,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                 dry_run: *dry_run,
                 partial: *partial,
                 accept_reason: reason.clone(),
+                careful_only: false,
             };
             sales_import(cli, file, rejects.as_deref(), &options)
         }
@@ -279,7 +280,7 @@ fn sales_import(
     }
     let mut ledger = Ledger::open(&cli.db)?;
     let label = file.display().to_string();
-    let outcome = import_sales(&mut ledger, file, &label, options)?;
+    let outcome = import_sales(&mut ledger, file, &label, options, None)?;
     if let (Some(rejects), false) = (rejects, outcome.file_level) {
         write_rejects(rejects, &outcome)?;
     }

@@ -183,9 +183,28 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .ok_or_else(|| format!("'{text}' is not a date that exists"))
 }
 
+/// A date as the ten ASCII bytes `YYYY-MM-DD` (years 1 to 9999).
+pub fn date_text(date: NaiveDate) -> [u8; 10] {
+    let (year, month, day) = (date.year() as u32, date.month(), date.day());
+    debug_assert!((1..=9999).contains(&year));
+    let digit = |value: u32| b'0' + (value % 10) as u8;
+    [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ]
+}
+
 /// Formats a date as `YYYY-MM-DD`.
 pub fn format_date(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
+    String::from_utf8(date_text(date).to_vec()).expect("ASCII")
 }
 
 #[cfg(test)]
@@ -214,6 +233,20 @@ mod tests {
             "+026-01-01",
         ] {
             assert!(parse_date(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn date_text_matches_chrono() {
+        for text in [
+            "0001-01-01",
+            "2026-02-28",
+            "2024-02-29",
+            "9999-12-31",
+            "1999-10-09",
+        ] {
+            assert_eq!(format_date(d(text)), text);
+            assert_eq!(format_date(d(text)), d(text).format("%Y-%m-%d").to_string());
         }
     }
 

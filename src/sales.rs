@@ -9,7 +9,6 @@ use crate::money::{Usd, UNIT_PRICE_MAX_USD};
 use crate::period::{format_date, parse_date};
 use crate::values::{parse_chip, parse_choice, parse_identifier, parse_market, parse_units};
 use chrono::NaiveDate;
-use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The sales file's columns (SPEC §4).
@@ -349,45 +348,141 @@ pub fn returned_units(conn: &Connection, record_id: &str) -> Result<i64> {
         .query_row([record_id], |row| row.get(0))?)
 }
 
-/// A sale entry's column values (`entry::SALE` order).
-pub struct SaleEntry<'a> {
-    /// The row (for a return: price and lot already filled from its sale).
-    pub row: &'a SaleRow,
-    /// The hold drawn and units drawn, if any.
-    pub draw: Option<(i64, i64)>,
-    /// Rules broken and the reason, for `--accept-violations`.
-    pub accepted: Option<(String, &'a str)>,
+/// One value of a sale entry, as `SaleBatch` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// SQL NULL.
+    Null,
+    /// An INTEGER.
+    Int(i64),
+    /// TEXT: a byte range of `SaleBatch::bytes`.
+    Text(u32, u32),
 }
 
-impl SaleEntry<'_> {
-    /// The values, in `entry::SALE.columns` order.
-    pub fn values(&self) -> Vec<Value> {
-        let row = self.row;
-        let text = |s: &str| Value::Text(s.to_string());
-        let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+/// One encoded sale entry: its seq, hash and column values.
+#[derive(Debug, Clone)]
+pub struct SaleSlot {
+    /// The entry's seq.
+    pub seq: i64,
+    /// Its chain hash.
+    pub hash: crate::entry::Hash,
+    /// Column values in `entry::SALE.columns` order.
+    pub fields: [Field; 15],
+}
+
+/// Sale entries encoded for the chain: the canonical bytes of every entry,
+/// one after another, with each entry's values pointing into them. The
+/// canonical bytes are hashed where the batch is built (the parsing
+/// thread) and the writer binds the values straight from them, so no value
+/// is copied or allocated per row.
+#[derive(Debug, Clone, Default)]
+pub struct SaleBatch {
+    /// Canonical bytes of the entries, concatenated. They are UTF-8 by
+    /// construction (netstring digits and punctuation around `&str`
+    /// values), so the writer binds slices without re-validating.
+    pub bytes: String,
+    /// The entries.
+    pub rows: Vec<SaleSlot>,
+}
+
+impl SaleBatch {
+    /// Entries a batch holds before it is handed to the writer.
+    pub const ROWS: usize = 1024;
+
+    /// An empty batch.
+    pub fn new() -> SaleBatch {
+        SaleBatch {
+            bytes: String::with_capacity(Self::ROWS * 160),
+            rows: Vec::with_capacity(Self::ROWS),
+        }
+    }
+
+    /// Whether the batch holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn text(&mut self, value: &str) -> Field {
+        let mut digits = itoa::Buffer::new();
+        self.bytes.push_str(digits.format(value.len()));
+        self.bytes.push(':');
+        let start = self.bytes.len() as u32;
+        self.bytes.push_str(value);
+        let end = self.bytes.len() as u32;
+        self.bytes.push(',');
+        Field::Text(start, end)
+    }
+
+    fn optional_text(&mut self, value: Option<&str>) -> Field {
+        match value {
+            Some(value) => self.text(value),
+            None => {
+                self.bytes.push_str("~,");
+                Field::Null
+            }
+        }
+    }
+
+    fn int(&mut self, value: i64) -> Field {
+        let mut digits = itoa::Buffer::new();
+        let text = digits.format(value);
+        self.bytes.push_str(itoa::Buffer::new().format(text.len()));
+        self.bytes.push(':');
+        self.bytes.push_str(text);
+        self.bytes.push(',');
+        Field::Int(value)
+    }
+
+    fn optional_int(&mut self, value: Option<i64>) -> Field {
+        match value {
+            Some(value) => self.int(value),
+            None => {
+                self.bytes.push_str("~,");
+                Field::Null
+            }
+        }
+    }
+
+    /// Encodes entry `seq` after `previous` and returns its hash. A return
+    /// must already carry its sale's price and lot.
+    pub fn push(
+        &mut self,
+        seq: i64,
+        previous: &crate::entry::Hash,
+        row: &SaleRow,
+        draw: Option<(i64, i64)>,
+        accepted: Option<(&str, &str)>,
+    ) -> crate::entry::Hash {
+        let start = self.bytes.len();
         let price = row.unit_price.expect("price filled before recording").e4;
-        vec![
-            text(&row.record_id),
-            text(row.kind.name()),
-            Value::Text(format_date(row.sale_date)),
-            text(&row.chip),
-            text(&row.market),
-            opt(&row.customer_id),
-            Value::Integer(row.units),
-            Value::Integer(i64::try_from(price).expect("price within limits")),
-            opt(&row.lot_id),
-            opt(&row.order_ref),
-            opt(&row.reverses),
-            self.draw
-                .map_or(Value::Null, |(seq, _)| Value::Integer(seq)),
-            self.draw
-                .map_or(Value::Null, |(_, units)| Value::Integer(units)),
-            self.accepted
-                .as_ref()
-                .map_or(Value::Null, |(rules, _)| text(rules)),
-            self.accepted
-                .as_ref()
-                .map_or(Value::Null, |(_, reason)| text(reason)),
-        ]
+        let price = i64::try_from(price).expect("price within its limit");
+        self.int(seq);
+        self.text(crate::entry::SALE.table);
+        let date = crate::period::date_text(row.sale_date);
+        let fields = [
+            self.text(&row.record_id),
+            self.text(row.kind.name()),
+            self.text(std::str::from_utf8(&date).expect("ASCII date")),
+            self.text(&row.chip),
+            self.text(&row.market),
+            self.optional_text(row.customer_id.as_deref()),
+            self.int(row.units),
+            self.int(price),
+            self.optional_text(row.lot_id.as_deref()),
+            self.optional_text(row.order_ref.as_deref()),
+            self.optional_text(row.reverses.as_deref()),
+            self.optional_int(draw.map(|(hold_seq, _)| hold_seq)),
+            self.optional_int(draw.map(|(_, units)| units)),
+            self.optional_text(accepted.map(|(rules, _)| rules)),
+            self.optional_text(accepted.map(|(_, reason)| reason)),
+        ];
+        let hash = crate::entry::chain_hash(previous, &self.bytes.as_bytes()[start..]);
+        self.rows.push(SaleSlot { seq, hash, fields });
+        hash
+    }
+
+    /// The text of a `Field::Text`.
+    pub fn text_of(&self, start: u32, end: u32) -> &str {
+        &self.bytes[start as usize..end as usize]
     }
 }
