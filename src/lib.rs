@@ -22,3 +22,4 @@ pub mod policy;
 pub mod rules;
 pub mod sales;
 pub mod synthetic;
+pub mod verify;

@@ -3,17 +3,19 @@
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use quotaledger::customers::CustomerEvent;
-use quotaledger::import::{import_sales, write_rejects, SalesImportOptions};
+use quotaledger::import::{import_sales, write_rejects, Progress, SalesImportOptions};
 use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
-use quotaledger::ledger::{open_connection, parse_digest, verify_chain, Ledger, Settings};
+use quotaledger::ledger::{parse_digest, Ledger, Settings};
 use quotaledger::lots::LotEvent;
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::policy::{all_versions, PolicyVersion};
 use quotaledger::values::parse_market;
+use quotaledger::verify::verify_ledger;
 use quotaledger::Error;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -280,7 +282,9 @@ fn sales_import(
     }
     let mut ledger = Ledger::open(&cli.db)?;
     let label = file.display().to_string();
-    let outcome = import_sales(&mut ledger, file, &label, options, None)?;
+    let outcome = with_progress(file, |progress| {
+        import_sales(&mut ledger, file, &label, options, progress)
+    })?;
     if let (Some(rejects), false) = (rejects, outcome.file_level) {
         write_rejects(rejects, &outcome)?;
     }
@@ -290,6 +294,42 @@ fn sales_import(
         return Ok(1);
     }
     Ok(code)
+}
+
+/// Runs `work`, showing a progress bar on stderr while it reads the file,
+/// but only when stderr is a terminal (cron's stderr never gets one).
+fn with_progress<T>(file: &Path, work: impl FnOnce(Option<&Progress>) -> T) -> T {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let total_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::default();
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let bar = indicatif::ProgressBar::new(total_bytes);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {elapsed}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            while !finished.load(Ordering::Relaxed) {
+                bar.set_message(format!(
+                    "import pass {}",
+                    progress.pass.load(Ordering::Relaxed)
+                ));
+                bar.set_position(progress.bytes.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        let result = work(Some(&progress));
+        finished.store(true, Ordering::Relaxed);
+        result
+    })
 }
 
 fn policy_show(cli: &Cli) -> Result<u8, Error> {
@@ -356,8 +396,7 @@ fn verify(cli: &Cli, digest: Option<&str>) -> Result<u8, Error> {
         .map(|text| parse_digest(text).map_err(|why| Error::BadInput(format!("--digest: {why}"))))
         .transpose()?;
     // Not Ledger::open: verify must report on a ledger whose settings were tampered with.
-    let conn = open_connection(&cli.db)?;
-    let report = verify_chain(&conn, digest)?;
+    let report = verify_ledger(&cli.db, digest)?;
     let head_hex = hex::encode(report.head);
     if report.ok() {
         if cli.json {

@@ -281,3 +281,55 @@ fn robustness_corpus_under_a_valid_header_never_panics_or_half_writes() {
     let (code, _, _) = run(&db, &["verify"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn robustness_corpus_through_the_sales_import() {
+    let (dir, db) = new_ledger();
+    let before = digest(&db);
+    let mut files = Vec::new();
+    files_under(&conformance().join("robustness"), &mut files);
+    files.sort();
+    let header = b"record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n";
+    let wrapped = dir.path().join("wrapped.csv");
+    for file in &files {
+        // As given (header problems), and under a valid sales header (row problems).
+        let mut bytes = header.to_vec();
+        bytes.extend(std::fs::read(file).unwrap());
+        std::fs::write(&wrapped, &bytes).unwrap();
+        for (input, label) in [
+            (file.as_path(), "as given"),
+            (wrapped.as_path(), "under a header"),
+        ] {
+            let output = qledger(&db, &["import", input.to_str().unwrap()])
+                .timeout(Duration::from_secs(30))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let code = output.status.code();
+            assert!(
+                !stderr.contains("panicked"),
+                "{} {label}: {stderr}",
+                file.display()
+            );
+            if label == "as given" {
+                assert_eq!(code, Some(2), "{} {label}: {stderr}", file.display());
+                assert!(!stderr.trim().is_empty());
+            } else {
+                // An empty corpus file leaves a header-only file: exit 0, nothing written.
+                assert!(
+                    matches!(code, Some(0) | Some(2)),
+                    "{} {label}: {code:?} {stderr}",
+                    file.display()
+                );
+            }
+            assert_eq!(
+                digest(&db),
+                before,
+                "{} {label}: the ledger changed",
+                file.display()
+            );
+        }
+    }
+    let (code, _, _) = run(&db, &["verify"]);
+    assert_eq!(code, 0);
+}

@@ -142,17 +142,20 @@ fn changing_any_column_of_any_entry_is_caught() {
             assert!(changed, "could not change {table}.{column} of entry {seq}");
         }
         drop(conn);
-        let (code, report, stderr) = run_json(&tampered, &["verify"]);
-        assert_eq!(
-            code, 3,
-            "{table}.{column} of entry {seq}: {report} {stderr}"
-        );
-        assert_eq!(report["ok"], false);
-        assert_eq!(
-            report["first_bad_entry"], *seq,
-            "{table}.{column} of entry {seq}: {report}"
-        );
-        assert!(!report["message"].as_str().unwrap().is_empty());
+        // One thread, and two threads over two halves of the chain.
+        for parallel_min in ["1000000", "2"] {
+            let output = qledger(&tampered, &["--json", "verify"])
+                .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
+                .output()
+                .unwrap();
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let context =
+                format!("{table}.{column} of entry {seq}, parallel from {parallel_min}: {report}");
+            assert_eq!(output.status.code(), Some(3), "{context}");
+            assert_eq!(report["ok"], false, "{context}");
+            assert_eq!(report["first_bad_entry"], *seq, "{context}");
+            assert!(!report["message"].as_str().unwrap().is_empty());
+        }
         checked += 1;
     }
     assert!(checked > 150, "only {checked} cases");
@@ -338,4 +341,39 @@ fn the_auditor_script_in_the_repo_recomputes_the_head() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+}
+
+#[test]
+fn derived_totals_and_rows_outside_the_chain_are_caught() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let tampered = dir.path().join("t.sqlite");
+    for (name, sql) in [
+        ("daily", "UPDATE derived_daily_units SET us_net_units = us_net_units + 1 WHERE (chip, day) = (SELECT chip, day FROM derived_daily_units LIMIT 1)"),
+        ("daily-extra", "INSERT INTO derived_daily_units VALUES ('H200', '2026-05-05', 0, 1, 0)"),
+        ("lot", "UPDATE derived_lot_units SET shipped_net_units = 0"),
+        ("outside", "INSERT INTO sale SELECT -1, 'FORGED', kind, sale_date, chip, market, customer_id, units, unit_price_usd_e4, lot_id, order_ref, reverses, hold_seq, drawn_units, accepted_rules, accepted_reason, hash FROM sale LIMIT 1"),
+    ] {
+        copy_ledger(&db, &tampered);
+        let conn = Connection::open(&tampered).unwrap();
+        drop_triggers(&conn);
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        for parallel_min in ["1000000", "2"] {
+            let output = qledger(&tampered, &["--json", "verify"])
+                .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
+                .output()
+                .unwrap();
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(output.status.code(), Some(3), "{name}, parallel from {parallel_min}: {report}");
+            assert_eq!(report["ok"], false);
+            if name == "outside" {
+                assert_eq!(report["first_bad_entry"], -1, "{report}");
+            } else {
+                assert!(report["first_bad_entry"].is_null(), "{report}");
+                assert!(report["message"].as_str().unwrap().contains("derived_"), "{report}");
+            }
+        }
+        std::fs::remove_file(&tampered).unwrap();
+    }
 }

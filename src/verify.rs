@@ -1,0 +1,565 @@
+//! `qledger verify`: recompute the whole chain and the derived totals.
+//!
+//! Every entry stores its hash, so the chain splits into independent
+//! ranges: a range starting at entry `lo` is checked from the stored hash
+//! of entry `lo − 1`, which the range before it checks in turn. Two
+//! threads (one per core), each with its own read connection, check two
+//! halves; both snapshots are made to hold the same head.
+
+use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
+use crate::error::{Error, Result};
+use crate::ledger::{open_connection, read_head, ChainHead};
+use fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// Most hashed columns of any entry kind.
+const COLUMNS_MAX: usize = 16;
+
+/// Below this many entries one thread checks everything
+/// (`QLEDGER_VERIFY_PARALLEL_MIN` overrides it, for tests).
+const PARALLEL_ENTRIES_MIN: i64 = 200_000;
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries read.
+    pub entries: i64,
+    /// Head hash (recomputed; equal to the stored one when `ok`).
+    pub head: Hash,
+    /// The first entry that does not check out, if any.
+    pub first_bad_entry: Option<i64>,
+    /// What is wrong, when something is.
+    pub message: Option<String>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked out.
+    pub fn ok(&self) -> bool {
+        self.first_bad_entry.is_none() && self.message.is_none()
+    }
+}
+
+/// Per-chip, per-day net units [US, restricted, other] and per-lot net
+/// restricted units, as the entries give them.
+#[derive(Debug, Default)]
+struct DerivedFromEntries {
+    daily: HashMap<String, HashMap<String, [i64; 3]>>,
+    lots: HashMap<String, i64>,
+    /// The (chip, day) of the previous sale and its running units, not yet
+    /// added to `daily`: consecutive sales mostly share them.
+    pending: Option<(String, String, [i64; 3])>,
+}
+
+fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
+    match value {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|_| Error::Integrity(format!("sale column {column} is not UTF-8"))),
+        _ => Err(Error::Integrity(format!(
+            "sale column {column} is not text"
+        ))),
+    }
+}
+
+impl DerivedFromEntries {
+    /// Adds one `sale` row given its column values (`entry::SALE` order).
+    fn add_sale(&mut self, values: &[ValueRef<'_>], restricted: &[String]) -> Result<()> {
+        let units = match values[6] {
+            ValueRef::Integer(units) => units,
+            _ => {
+                return Err(Error::Integrity(
+                    "sale column units is not an integer".to_string(),
+                ))
+            }
+        };
+        let signed = if text_of(values[1], "kind")? == "return" {
+            -units
+        } else {
+            units
+        };
+        let market = text_of(values[4], "market")?;
+        let group = if market == "US" {
+            0
+        } else if restricted.iter().any(|m| m == market) {
+            1
+        } else {
+            2
+        };
+        let (chip, day) = (
+            text_of(values[3], "chip")?,
+            text_of(values[2], "sale_date")?,
+        );
+        match &mut self.pending {
+            Some((pending_chip, pending_day, units))
+                if pending_chip == chip && pending_day == day =>
+            {
+                units[group] += signed;
+            }
+            _ => {
+                self.settle_pending();
+                let mut units = [0; 3];
+                units[group] = signed;
+                self.pending = Some((chip.to_string(), day.to_string(), units));
+            }
+        }
+        if group == 1 {
+            if let ValueRef::Text(lot) = values[8] {
+                let lot = text_of(ValueRef::Text(lot), "lot_id")?;
+                match self.lots.get_mut(lot) {
+                    Some(shipped) => *shipped += signed,
+                    None => {
+                        self.lots.insert(lot.to_string(), signed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn settle_pending(&mut self) {
+        if let Some((chip, day, units)) = self.pending.take() {
+            let entry = self.daily.entry(chip).or_default().entry(day).or_default();
+            for group in 0..3 {
+                entry[group] += units[group];
+            }
+        }
+    }
+
+    fn merge(&mut self, mut other: DerivedFromEntries) {
+        self.settle_pending();
+        other.settle_pending();
+        for (chip, days) in other.daily {
+            let mine = self.daily.entry(chip).or_default();
+            for (day, units) in days {
+                let entry = mine.entry(day).or_default();
+                for group in 0..3 {
+                    entry[group] += units[group];
+                }
+            }
+        }
+        for (lot, units) in other.lots {
+            *self.lots.entry(lot).or_default() += units;
+        }
+    }
+
+    /// Compares with the stored derived tables; a message for the first difference.
+    fn compare_with_stored(&mut self, conn: &Connection) -> Result<Option<String>> {
+        self.settle_pending();
+        let mut stored_daily: HashMap<(String, String), [i64; 3]> = HashMap::new();
+        let mut statement = conn.prepare(
+            "SELECT chip, day, us_net_units, restricted_net_units, other_net_units FROM derived_daily_units",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            stored_daily.insert(
+                (row.get(0)?, row.get(1)?),
+                [row.get(2)?, row.get(3)?, row.get(4)?],
+            );
+        }
+        let computed: HashMap<(String, String), [i64; 3]> = self
+            .daily
+            .iter()
+            .flat_map(|(chip, days)| {
+                days.iter()
+                    .map(move |(day, units)| ((chip.clone(), day.clone()), *units))
+            })
+            .collect();
+        let keys: BTreeSet<_> = stored_daily.keys().chain(computed.keys()).collect();
+        for key in keys {
+            let stored = stored_daily.get(key).copied().unwrap_or_default();
+            let from_entries = computed.get(key).copied().unwrap_or_default();
+            if stored != from_entries {
+                return Ok(Some(format!(
+                    "derived_daily_units for {} on {} says US/restricted/other net units {:?} but the entries give {:?}",
+                    key.0, key.1, stored, from_entries
+                )));
+            }
+        }
+        let mut stored_lots: HashMap<String, i64> = HashMap::new();
+        let mut statement =
+            conn.prepare("SELECT lot_id, shipped_net_units FROM derived_lot_units")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            stored_lots.insert(row.get(0)?, row.get(1)?);
+        }
+        let keys: BTreeSet<_> = stored_lots.keys().chain(self.lots.keys()).collect();
+        for key in keys {
+            let stored = stored_lots.get(key).copied().unwrap_or(0);
+            let from_entries = self.lots.get(key).copied().unwrap_or(0);
+            if stored != from_entries {
+                return Ok(Some(format!(
+                    "derived_lot_units for lot {key} says {stored} units shipped but the entries give {from_entries}"
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The outcome of checking one range of entries.
+struct RangeCheck {
+    /// Seq and hash of the last entry checked.
+    last: ChainHead,
+    /// The first bad entry and why, if any.
+    bad: Option<(i64, String)>,
+    derived: DerivedFromEntries,
+}
+
+struct Cursor<'stmt> {
+    kind: &'static EntryKind,
+    index: usize,
+    rows: rusqlite::Rows<'stmt>,
+    seq: Option<i64>,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self) -> Result<()> {
+        self.seq = match self.rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+/// Checks entries `lo..=hi`, starting from `previous` (the hash of entry lo − 1).
+fn check_range(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    previous: Hash,
+    digest: Option<ChainHead>,
+    restricted: &[String],
+) -> Result<RangeCheck> {
+    let settings_index = ALL_KINDS
+        .iter()
+        .position(|k| k.table == LEDGER_SETTINGS.table)
+        .expect("registered");
+    let sale_index = ALL_KINDS
+        .iter()
+        .position(|k| k.table == SALE.table)
+        .expect("registered");
+    let mut statements = Vec::with_capacity(ALL_KINDS.len());
+    for kind in ALL_KINDS {
+        let sql = format!(
+            "SELECT seq, {}, hash FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+            kind.columns.join(", "),
+            kind.table
+        );
+        statements.push((kind, conn.prepare(&sql)?));
+    }
+    let mut cursors = Vec::with_capacity(statements.len());
+    for (index, (kind, statement)) in statements.iter_mut().enumerate() {
+        let mut cursor = Cursor {
+            kind,
+            index,
+            rows: statement.query((lo, hi))?,
+            seq: None,
+        };
+        cursor.advance()?;
+        cursors.push(cursor);
+    }
+    let mut check = RangeCheck {
+        last: ChainHead {
+            entries: lo - 1,
+            hash: previous,
+        },
+        bad: None,
+        derived: DerivedFromEntries::default(),
+    };
+    let mut buffer = Vec::with_capacity(512);
+    let mut expected_seq = lo;
+    // The cursor that held the previous entry: most entries follow one of the same kind.
+    let mut hint = sale_index;
+    loop {
+        let next = if cursors[hint].seq == Some(expected_seq) {
+            Some(hint)
+        } else {
+            let mut best: Option<usize> = None;
+            for (index, cursor) in cursors.iter().enumerate() {
+                if let Some(seq) = cursor.seq {
+                    match best {
+                        Some(b) if cursors[b].seq == Some(seq) => {
+                            check.bad = Some((
+                                seq,
+                                format!(
+                                    "entry {seq} appears twice (in {} and {})",
+                                    cursors[b].kind.table, cursor.kind.table
+                                ),
+                            ));
+                            return Ok(check);
+                        }
+                        Some(b) if cursors[b].seq.unwrap_or(i64::MAX) < seq => {}
+                        _ => best = Some(index),
+                    }
+                }
+            }
+            best
+        };
+        let Some(index) = next else { break };
+        hint = index;
+        let cursor = &mut cursors[index];
+        let seq = cursor.seq.expect("cursor with a row");
+        if seq != expected_seq {
+            check.bad = Some((
+                expected_seq,
+                if seq > expected_seq {
+                    format!("entry {expected_seq} is missing (the next entry found is {seq})")
+                } else {
+                    format!("entry {seq} is out of sequence")
+                },
+            ));
+            return Ok(check);
+        }
+        let is_settings = cursor.index == settings_index;
+        if (seq == 1) != is_settings {
+            check.bad = Some((
+                seq,
+                format!(
+                    "entry {seq} is a {} entry; only entry 1 holds the ledger settings",
+                    cursor.kind.table
+                ),
+            ));
+            return Ok(check);
+        }
+        let row = cursor.rows.get().expect("cursor stands on a row");
+        let column_count = cursor.kind.columns.len();
+        let mut values = [ValueRef::Null; COLUMNS_MAX];
+        entry::canonical_start(&mut buffer, seq, cursor.kind);
+        for (column, value) in values.iter_mut().enumerate().take(column_count) {
+            *value = row.get_ref(column + 1)?;
+            entry::encode_value(&mut buffer, *value);
+        }
+        let hash = entry::chain_hash(&check.last.hash, &buffer);
+        let stored_ok =
+            row.get_ref(cursor.kind.columns.len() + 1)?.as_blob().ok() == Some(hash.as_slice());
+        if !stored_ok {
+            check.bad = Some((
+                seq,
+                format!(
+                    "entry {seq} ({}) does not match its hash: it, or the hash stored with it, was changed after it was written",
+                    cursor.kind.table
+                ),
+            ));
+            return Ok(check);
+        }
+        if let Some(digest) = digest {
+            if digest.entries == seq && digest.hash != hash {
+                check.bad = Some((
+                    seq,
+                    format!(
+                        "the chain does not match the digest {}: entries up to {seq} were rewritten since that digest was taken",
+                        digest.digest_text()
+                    ),
+                ));
+                return Ok(check);
+            }
+        }
+        if cursor.index == sale_index {
+            check
+                .derived
+                .add_sale(&values[..column_count], restricted)?;
+        }
+        check.last = ChainHead { entries: seq, hash };
+        expected_seq += 1;
+        cursor.advance()?;
+    }
+    if expected_seq != hi + 1 {
+        check.bad = Some((expected_seq, format!("entry {expected_seq} is missing")));
+    }
+    Ok(check)
+}
+
+/// The stored hash of entry `seq`.
+fn stored_hash(conn: &Connection, seq: i64) -> Result<Option<Hash>> {
+    for kind in ALL_KINDS {
+        let stored: Option<Vec<u8>> = conn
+            .prepare_cached(&format!("SELECT hash FROM {} WHERE seq = ?1", kind.table))?
+            .query_row([seq], |row| row.get(0))
+            .optional()?;
+        if let Some(bytes) = stored {
+            return Ok(bytes.as_slice().try_into().ok());
+        }
+    }
+    Ok(None)
+}
+
+/// The restricted markets as entry 1 records them (empty if unreadable:
+/// entry 1 is then reported bad by the range that checks it).
+fn restricted_markets(conn: &Connection) -> Result<Vec<String>> {
+    let markets: Option<String> = conn
+        .query_row(
+            "SELECT restricted_markets FROM ledger_settings ORDER BY seq LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(markets.map_or_else(Vec::new, |m| m.split(',').map(str::to_string).collect()))
+}
+
+fn bad_report(check: &RangeCheck, seq: i64, message: String) -> VerifyReport {
+    VerifyReport {
+        entries: check.last.entries,
+        head: check.last.hash,
+        first_bad_entry: Some(seq),
+        message: Some(message),
+    }
+}
+
+/// A connection for a whole-file scan, in a read transaction.
+fn reading_connection(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.execute_batch("BEGIN DEFERRED")?;
+    Ok(conn)
+}
+
+/// Verifies the ledger at `path`: every seq from 1 to the head present
+/// exactly once, entry 1 the settings, every stored hash equal to the
+/// recomputed one, the hash at `digest.entries` equal to `digest.hash` when
+/// given, and the derived tables equal to what the entries give.
+pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyReport> {
+    for _attempt in 0..3 {
+        let first = reading_connection(path)?;
+        let head = read_head(&first)?;
+        let parallel_min = std::env::var("QLEDGER_VERIFY_PARALLEL_MIN")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(PARALLEL_ENTRIES_MIN)
+            .max(2);
+        if head.entries < parallel_min {
+            return finish(
+                &first,
+                head,
+                vec![check_range(
+                    &first,
+                    1,
+                    head.entries,
+                    GENESIS_HASH,
+                    digest,
+                    &restricted_markets(&first)?,
+                )?],
+                digest,
+            );
+        }
+        let second = reading_connection(path)?;
+        if read_head(&second)? != head {
+            continue; // a writer committed in between: take both snapshots again
+        }
+        let restricted = restricted_markets(&first)?;
+        let middle = head.entries / 2;
+        let Some(middle_hash) = stored_hash(&second, middle)? else {
+            // Entry `middle` is missing: the single-range check will say so.
+            return finish(
+                &first,
+                head,
+                vec![check_range(
+                    &first,
+                    1,
+                    head.entries,
+                    GENESIS_HASH,
+                    digest,
+                    &restricted,
+                )?],
+                digest,
+            );
+        };
+        let (low, high) = std::thread::scope(|scope| {
+            let restricted_high = restricted.clone();
+            let high = scope.spawn(move || {
+                check_range(
+                    &second,
+                    middle + 1,
+                    head.entries,
+                    middle_hash,
+                    digest,
+                    &restricted_high,
+                )
+            });
+            let low = check_range(&first, 1, middle, GENESIS_HASH, digest, &restricted);
+            (
+                low,
+                high.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            )
+        });
+        return finish(&first, head, vec![low?, high?], digest);
+    }
+    Err(Error::Environment(
+        "the ledger kept changing while verify took its snapshots; run verify again".to_string(),
+    ))
+}
+
+fn finish(
+    conn: &Connection,
+    head: ChainHead,
+    ranges: Vec<RangeCheck>,
+    digest: Option<ChainHead>,
+) -> Result<VerifyReport> {
+    if head.entries == 0 {
+        return Ok(VerifyReport {
+            entries: 0,
+            head: GENESIS_HASH,
+            first_bad_entry: Some(1),
+            message: Some("the ledger has no entries".to_string()),
+        });
+    }
+    // A row numbered below 1 would sit outside every range: none may exist.
+    for kind in ALL_KINDS {
+        let outside: Option<i64> = conn.query_row(
+            &format!("SELECT min(seq) FROM {} WHERE seq < 1", kind.table),
+            [],
+            |row| row.get(0),
+        )?;
+        if let Some(seq) = outside {
+            return Ok(VerifyReport {
+                entries: head.entries,
+                head: head.hash,
+                first_bad_entry: Some(seq),
+                message: Some(format!(
+                    "{} holds a row numbered {seq}, outside the chain (entries are numbered from 1)",
+                    kind.table
+                )),
+            });
+        }
+    }
+    let mut derived = DerivedFromEntries::default();
+    let mut last = ChainHead {
+        entries: 0,
+        hash: GENESIS_HASH,
+    };
+    assert!(ALL_KINDS
+        .iter()
+        .all(|kind| kind.columns.len() <= COLUMNS_MAX));
+    for range in ranges {
+        if let Some((seq, message)) = &range.bad {
+            return Ok(bad_report(&range, *seq, message.clone()));
+        }
+        last = range.last;
+        derived.merge(range.derived);
+    }
+    debug_assert_eq!(last, head, "the checked chain ends at the stored head");
+    if let Some(digest) = digest {
+        if digest.entries > last.entries {
+            return Ok(VerifyReport {
+                entries: last.entries,
+                head: last.hash,
+                first_bad_entry: Some(last.entries + 1),
+                message: Some(format!(
+                    "the digest {} names entry {} but the ledger holds only {} entries: entries were removed",
+                    digest.digest_text(),
+                    digest.entries,
+                    last.entries
+                )),
+            });
+        }
+    }
+    let message = derived.compare_with_stored(conn)?;
+    Ok(VerifyReport {
+        entries: last.entries,
+        head: last.hash,
+        first_bad_entry: None,
+        message,
+    })
+}
