@@ -14,6 +14,7 @@ pub mod values;
 
 pub use error::{Error, Result, RowProblem, Rule};
 pub mod customers;
+pub mod desk;
 pub mod facts;
 pub mod import;
 pub mod imports;

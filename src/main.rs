@@ -3,13 +3,14 @@
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use quotaledger::customers::CustomerEvent;
+use quotaledger::desk::Request;
 use quotaledger::import::{import_sales, write_rejects, Progress, SalesImportOptions};
 use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
 use quotaledger::ledger::{parse_digest, Ledger, Settings};
 use quotaledger::lots::LotEvent;
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::policy::{all_versions, PolicyVersion};
-use quotaledger::values::parse_market;
+use quotaledger::values::{parse_chip, parse_identifier, parse_market, parse_units};
 use quotaledger::verify::verify_ledger;
 use quotaledger::Error;
 use serde_json::json;
@@ -88,6 +89,28 @@ enum Command {
         #[arg(long, requires = "accept_violations")]
         reason: Option<String>,
     },
+    /// May this order be booked? Runs every rule; never writes.
+    Check {
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Check and, if allowed, hold the headroom for an order.
+    Reserve {
+        /// The order reference the hold is for.
+        #[arg(long = "order", value_name = "REF")]
+        order_ref: String,
+        #[command(flatten)]
+        request: RequestArgs,
+        /// Days until the hold expires (counted from --as-of).
+        #[arg(long, default_value_t = quotaledger::desk::TTL_DAYS_DEFAULT, allow_negative_numbers = true)]
+        ttl_days: i64,
+    },
+    /// End an order's active hold early.
+    Release {
+        /// The order reference.
+        #[arg(long = "order", value_name = "REF")]
+        order_ref: String,
+    },
     /// Recompute the hash chain and check every entry.
     Verify {
         /// A digest taken earlier (N:HEX, from `qledger digest`).
@@ -96,6 +119,56 @@ enum Command {
     },
     /// Print the chain head: entry count and hash.
     Digest,
+}
+
+/// A planned shipment, as `check` and `reserve` take it.
+#[derive(clap::Args)]
+struct RequestArgs {
+    /// Chip code.
+    #[arg(long)]
+    chip: String,
+    /// Market (two letters).
+    #[arg(long)]
+    market: String,
+    /// Units.
+    #[arg(long)]
+    units: String,
+    /// Planned shipment date, YYYY-MM-DD.
+    #[arg(long)]
+    date: String,
+    /// Customer id.
+    #[arg(long = "customer")]
+    customer: Option<String>,
+    /// Lot id.
+    #[arg(long = "lot")]
+    lot: Option<String>,
+}
+
+impl RequestArgs {
+    fn parse(&self) -> Result<Request, Error> {
+        let bad = |flag: &str, why: String| Error::BadInput(format!("--{flag}: {why}"));
+        Ok(Request {
+            chip: parse_chip(&self.chip).map_err(|why| bad("chip", why))?,
+            market: parse_market(&self.market).map_err(|why| bad("market", why))?,
+            units: parse_units(&self.units).map_err(|why| bad("units", why))?,
+            date: parse_date(&self.date).map_err(|why| bad("date", why))?,
+            customer_id: self
+                .customer
+                .as_deref()
+                .map(|c| {
+                    parse_identifier(c.trim())
+                        .map_err(|why| bad("customer", format!("'{c}' {why}")))
+                })
+                .transpose()?,
+            lot_id: self
+                .lot
+                .as_deref()
+                .map(|l| {
+                    parse_identifier(l.trim()).map_err(|why| bad("lot", format!("'{l}' {why}")))
+                })
+                .transpose()?,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -127,6 +200,14 @@ fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
     match &cli.as_of {
         Some(text) => parse_date(text).map_err(|why| Error::BadInput(format!("--as-of: {why}"))),
         None => Ok(chrono::Utc::now().date_naive()),
+    }
+}
+
+fn print_answer(cli: &Cli, answer: &quotaledger::desk::Answer) {
+    if cli.json {
+        print_json(&answer.to_json());
+    } else {
+        print!("{}", answer.to_text());
     }
 }
 
@@ -169,6 +250,51 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                 careful_only: false,
             };
             sales_import(cli, file, rejects.as_deref(), &options)
+        }
+        Command::Check { request } => {
+            let request = request.parse()?;
+            let ledger = Ledger::open(&cli.db)?;
+            let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
+            print_answer(cli, &answer);
+            Ok(if answer.allowed { 0 } else { 1 })
+        }
+        Command::Reserve {
+            order_ref,
+            request,
+            ttl_days,
+        } => {
+            let order_ref = parse_identifier(order_ref.trim())
+                .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
+            let request = request.parse()?;
+            let mut ledger = Ledger::open(&cli.db)?;
+            let answer =
+                quotaledger::desk::reserve(&mut ledger, &order_ref, &request, *ttl_days, as_of)?;
+            print_answer(cli, &answer);
+            Ok(if answer.allowed { 0 } else { 1 })
+        }
+        Command::Release { order_ref } => {
+            let order_ref = parse_identifier(order_ref.trim())
+                .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
+            let mut ledger = Ledger::open(&cli.db)?;
+            let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
+            if cli.json {
+                print_json(&json!({
+                    "order_ref": released.order_ref,
+                    "released_units": released.released_units,
+                    "already_ended": released.already_ended,
+                }));
+            } else if released.already_ended {
+                println!(
+                    "order {}: its hold had already ended; nothing released",
+                    released.order_ref
+                );
+            } else {
+                println!(
+                    "order {}: released {} units",
+                    released.order_ref, released.released_units
+                );
+            }
+            Ok(0)
         }
         Command::Verify { digest } => verify(cli, digest.as_deref()),
         Command::Digest => {

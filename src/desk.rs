@@ -1,0 +1,288 @@
+//! The order desk (SPEC §3.6, §5): `check`, `reserve`, `release`.
+//!
+//! `check` reads; `reserve` runs the same judgement inside the write
+//! transaction (`BEGIN IMMEDIATE`) that appends the hold, so two reservers,
+//! or a reserver and an import, can never both take the last headroom or the
+//! last lot units.
+
+use crate::entry::{HOLD, HOLD_RELEASE};
+use crate::error::{Error, Result, Rule};
+use crate::facts::{closed_periods, LedgerFacts};
+use crate::ledger::{Ledger, MarketGroup};
+use crate::period::{format_date, Period};
+use crate::rules::{self, ActiveHold, CapFigures, Facts, Purpose, Shipment};
+use chrono::{Duration, NaiveDate};
+use rusqlite::types::Value;
+use rusqlite::OptionalExtension;
+
+/// Default lifetime of a hold, in days (SPEC §3.6).
+pub const TTL_DAYS_DEFAULT: i64 = 14;
+/// Longest lifetime of a hold, in days (a limit on everything).
+pub const TTL_DAYS_MAX: i64 = 3660;
+
+/// A planned restricted shipment or a what-if for any market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Chip, upper-case.
+    pub chip: String,
+    /// Market, upper-case.
+    pub market: String,
+    /// Units.
+    pub units: i64,
+    /// Planned shipment date.
+    pub date: NaiveDate,
+    /// Customer, if named.
+    pub customer_id: Option<String>,
+    /// Lot, if named.
+    pub lot_id: Option<String>,
+}
+
+/// The answer to `check` or `reserve` (SPEC §5 JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Every rule passed.
+    pub allowed: bool,
+    /// The request.
+    pub request: Request,
+    /// The period of the planned date.
+    pub period: Period,
+    /// The cap window's figures before this request.
+    pub figures: CapFigures,
+    /// Every failed rule.
+    pub reasons: Vec<(Rule, String)>,
+    /// For an allowed `reserve`: the order and the first day the hold is no longer active.
+    pub hold: Option<(String, NaiveDate)>,
+}
+
+impl Answer {
+    /// The SPEC §5 JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = serde_json::json!({
+            "allowed": self.allowed,
+            "chip": self.request.chip,
+            "market": self.request.market,
+            "period": self.period.to_string(),
+            "units": self.request.units,
+            "us_units": self.figures.units.us_net,
+            "restricted_units": self.figures.units.restricted_net,
+            "reserved_units": self.figures.units.held,
+            "cap_ratio": self.figures.cap.map(|cap| cap.cap_ratio.to_string()),
+            "limit": self.figures.limit,
+            "headroom": self.figures.headroom(),
+            "reasons": self.reasons.iter().map(|(rule, message)| serde_json::json!({
+                "rule": rule.name(),
+                "message": message,
+            })).collect::<Vec<_>>(),
+        });
+        if let Some((order_ref, expires_on)) = &self.hold {
+            object["order_ref"] = serde_json::json!(order_ref);
+            object["expires_on"] = serde_json::json!(format_date(*expires_on));
+        }
+        object
+    }
+
+    /// Human lines: the verdict, the figures, every reason.
+    pub fn to_text(&self) -> String {
+        let figures = &self.figures;
+        let mut text = format!(
+            "{}: {} units of {} to {} on {} ({})\n",
+            if self.allowed { "ALLOWED" } else { "REFUSED" },
+            self.request.units,
+            self.request.chip,
+            self.request.market,
+            format_date(self.request.date),
+            self.period
+        );
+        text.push_str(&format!(
+            "window {}..{}: US {} units, restricted {} shipped, {} reserved",
+            format_date(figures.window.start),
+            format_date(figures.window.end),
+            figures.units.us_net,
+            figures.units.restricted_net,
+            figures.units.held
+        ));
+        match (figures.cap, figures.limit, figures.headroom()) {
+            (Some(cap), Some(limit), Some(headroom)) => text.push_str(&format!(
+                "; cap {} -> limit {limit}, headroom {headroom}\n",
+                cap.cap_ratio
+            )),
+            _ => text.push_str("; no cap in force\n"),
+        }
+        if let Some((order_ref, expires_on)) = &self.hold {
+            text.push_str(&format!(
+                "held for order {order_ref} until {} (expires on that day)\n",
+                format_date(*expires_on)
+            ));
+        }
+        for (rule, message) in &self.reasons {
+            text.push_str(&format!("  {rule}: {message}\n"));
+        }
+        text
+    }
+}
+
+fn judge(
+    facts: &mut LedgerFacts<'_>,
+    request: &Request,
+    order_ref: Option<&str>,
+) -> Result<Answer> {
+    let kind = facts.settings().period_kind;
+    let period = Period::of(kind, request.date);
+    if facts.settings().market_group(&request.market) != MarketGroup::Restricted {
+        // US and other markets are always allowed; report the figures.
+        return Ok(Answer {
+            allowed: true,
+            request: request.clone(),
+            period,
+            figures: rules::figures_on(facts, &request.chip, request.date)?,
+            reasons: Vec::new(),
+            hold: None,
+        });
+    }
+    let shipment = Shipment {
+        date: request.date,
+        chip: &request.chip,
+        market: &request.market,
+        customer_id: request.customer_id.as_deref(),
+        lot_id: request.lot_id.as_deref(),
+        units: request.units,
+        order_ref,
+    };
+    let verdict = rules::judge_restricted(facts, &shipment, Purpose::Hold)?;
+    Ok(Answer {
+        allowed: verdict.refusals.is_empty(),
+        request: request.clone(),
+        period,
+        figures: verdict.figures,
+        reasons: verdict.refusals,
+        hold: None,
+    })
+}
+
+/// `qledger check`: never writes.
+pub fn check(ledger: &Ledger, request: &Request, as_of: NaiveDate) -> Result<Answer> {
+    let conn = ledger.conn();
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let answer = LedgerFacts::new(conn, ledger.settings().clone(), as_of)
+        .and_then(|mut facts| judge(&mut facts, request, None));
+    conn.execute_batch("COMMIT")?;
+    answer
+}
+
+/// `qledger reserve`: the checks of `check` and, if all pass, a hold of
+/// `request.units` for `order_ref` until `as_of + ttl_days`, in one write
+/// transaction.
+pub fn reserve(
+    ledger: &mut Ledger,
+    order_ref: &str,
+    request: &Request,
+    ttl_days: i64,
+    as_of: NaiveDate,
+) -> Result<Answer> {
+    if ledger.settings().market_group(&request.market) != MarketGroup::Restricted {
+        return Err(Error::BadInput(format!(
+            "--market {}: reserve is for restricted markets ({}) only",
+            request.market,
+            ledger.settings().restricted_markets.join(",")
+        )));
+    }
+    if request.date < as_of {
+        return Err(Error::BadInput(format!(
+            "--date {} is before the as-of date {}: a hold is for a planned shipment",
+            format_date(request.date),
+            format_date(as_of)
+        )));
+    }
+    if !(1..=TTL_DAYS_MAX).contains(&ttl_days) {
+        return Err(Error::BadInput(format!(
+            "--ttl-days {ttl_days}: a hold lasts from 1 to {TTL_DAYS_MAX} days"
+        )));
+    }
+    let expires_on = as_of + Duration::days(ttl_days);
+    let settings = ledger.settings().clone();
+    ledger.write(|appender| {
+        let mut facts = LedgerFacts::new(appender.conn(), settings.clone(), as_of)?;
+        let mut answer = judge(&mut facts, request, Some(order_ref))?;
+        if !answer.allowed {
+            return Ok((answer, false));
+        }
+        let text = |s: &str| Value::Text(s.to_string());
+        let optional = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+        appender.append(
+            &HOLD,
+            &[
+                text(order_ref),
+                text(&request.chip),
+                text(&request.market),
+                optional(&request.customer_id),
+                optional(&request.lot_id),
+                Value::Integer(request.units),
+                Value::Text(format_date(request.date)),
+                Value::Text(format_date(as_of)),
+                Value::Text(format_date(expires_on)),
+            ],
+        )?;
+        answer.hold = Some((order_ref.to_string(), expires_on));
+        Ok((answer, true))
+    })
+}
+
+/// What `release` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// The order.
+    pub order_ref: String,
+    /// Units the release freed (0 when the hold had already ended).
+    pub released_units: i64,
+    /// The hold had already ended (released, expired, drawn, or its period closed).
+    pub already_ended: bool,
+}
+
+/// `qledger release`: ends the active hold of `order_ref` early.
+pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result<Released> {
+    let settings = ledger.settings().clone();
+    ledger.write(|appender| {
+        let conn = appender.conn();
+        let ever: Option<i64> = conn
+            .prepare_cached("SELECT seq FROM hold WHERE order_ref = ?1 LIMIT 1")?
+            .query_row([order_ref], |row| row.get(0))
+            .optional()?;
+        if ever.is_none() {
+            return Err(Error::BadInput(format!(
+                "order {order_ref} was never reserved; nothing to release"
+            )));
+        }
+        let closed = closed_periods(conn, &settings)?;
+        let active: Option<ActiveHold> =
+            crate::facts::active_holds(conn, &settings, &closed, as_of)?
+                .into_iter()
+                .find(|hold| hold.order_ref == order_ref);
+        let Some(hold) = active else {
+            return Ok((
+                Released {
+                    order_ref: order_ref.to_string(),
+                    released_units: 0,
+                    already_ended: true,
+                },
+                false,
+            ));
+        };
+        appender.append(
+            &HOLD_RELEASE,
+            &[
+                Value::Integer(hold.seq),
+                Value::Text(order_ref.to_string()),
+                Value::Integer(hold.remaining()),
+                Value::Text(format_date(as_of)),
+            ],
+        )?;
+        Ok((
+            Released {
+                order_ref: order_ref.to_string(),
+                released_units: hold.remaining(),
+                already_ended: false,
+            },
+            true,
+        ))
+    })
+}
