@@ -163,7 +163,8 @@ CREATE TABLE import_batch (
 CREATE INDEX customer_event_by_id ON customer_event (customer_id, effective_date);
 CREATE INDEX lot_event_by_id ON lot_event (lot_id, effective_date);
 CREATE INDEX hold_by_order ON hold (order_ref);
-CREATE INDEX hold_by_expiry ON hold (expires_on);
+CREATE INDEX hold_by_chip ON hold (chip, planned_date);
+CREATE INDEX hold_by_lot ON hold (lot_id) WHERE lot_id IS NOT NULL;
 CREATE INDEX hold_release_by_hold ON hold_release (hold_seq);
 CREATE INDEX sale_returns ON sale (reverses) WHERE reverses IS NOT NULL;
 CREATE INDEX sale_draws ON sale (hold_seq) WHERE hold_seq IS NOT NULL;

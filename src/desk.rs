@@ -254,9 +254,7 @@ pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result
         }
         let closed = closed_periods(conn, &settings)?;
         let active: Option<ActiveHold> =
-            crate::facts::active_holds(conn, &settings, &closed, as_of)?
-                .into_iter()
-                .find(|hold| hold.order_ref == order_ref);
+            crate::facts::active_hold_of_order(conn, &settings, &closed, as_of, order_ref)?;
         let Some(hold) = active else {
             return Ok((
                 Released {

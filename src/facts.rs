@@ -48,8 +48,12 @@ pub struct LedgerFacts<'conn> {
     lot_shipped: HashMap<String, i64>,
     /// What was applied here (to flush to the derived tables).
     deltas: Deltas,
-    /// Active holds (as of the ledger clock), updated as sales draw them.
-    holds: Vec<ActiveHold>,
+    /// The ledger clock.
+    as_of: NaiveDate,
+    /// Holds this import drew from: seq -> (the hold as found, units drawn here).
+    draws: HashMap<i64, (ActiveHold, i64)>,
+    /// Lot -> remaining units of active holds naming it (recorded, less draws here).
+    lot_held: HashMap<String, i64>,
     /// chip -> windows asked for so far, with their current units.
     windows: HashMap<String, Vec<(Window, WindowUnits)>>,
 }
@@ -62,7 +66,6 @@ impl<'conn> LedgerFacts<'conn> {
         as_of: NaiveDate,
     ) -> Result<LedgerFacts<'conn>> {
         let closed = closed_periods(conn, &settings)?;
-        let holds = active_holds(conn, &settings, &closed, as_of)?;
         Ok(LedgerFacts {
             conn,
             settings,
@@ -72,7 +75,9 @@ impl<'conn> LedgerFacts<'conn> {
             lots: HashMap::new(),
             lot_shipped: HashMap::new(),
             deltas: Deltas::default(),
-            holds,
+            as_of,
+            draws: HashMap::new(),
+            lot_held: HashMap::new(),
             windows: HashMap::new(),
         })
     }
@@ -123,21 +128,18 @@ impl<'conn> LedgerFacts<'conn> {
             }
         }
         if let Some((hold_seq, drawn)) = draw {
-            let index = self
-                .holds
-                .iter()
-                .position(|hold| hold.seq == hold_seq)
-                .ok_or_else(|| Error::Integrity(format!("hold {hold_seq} is not active")))?;
-            let hold = &mut self.holds[index];
+            // Drawn holds were found through `active_hold`.
+            let (hold, drawn_before) = self
+                .draws
+                .get_mut(&hold_seq)
+                .ok_or_else(|| Error::Integrity(format!("hold {hold_seq} was not looked up")))?;
             assert!(
-                drawn >= 1 && drawn <= hold.remaining(),
+                drawn >= 1 && drawn <= hold.remaining() - *drawn_before,
                 "draw within the hold"
             );
-            hold.drawn += drawn;
-            let (hold_chip, planned) = (hold.chip.clone(), hold.planned_date);
-            if hold.remaining() == 0 {
-                self.holds.remove(index);
-            }
+            *drawn_before += drawn;
+            let (hold_chip, planned, hold_lot) =
+                (hold.chip.clone(), hold.planned_date, hold.lot_id.clone());
             if let Some(windows) = self.windows.get_mut(&hold_chip) {
                 for (window, units) in windows.iter_mut() {
                     if window.contains(planned) {
@@ -145,20 +147,13 @@ impl<'conn> LedgerFacts<'conn> {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Adds a new hold (made by `reserve`) to the active ones.
-    pub fn add_hold(&mut self, hold: ActiveHold) {
-        if let Some(windows) = self.windows.get_mut(&hold.chip) {
-            for (window, units) in windows.iter_mut() {
-                if window.contains(hold.planned_date) {
-                    units.held += hold.remaining();
+            if let Some(lot) = hold_lot {
+                if let Some(held) = self.lot_held.get_mut(&lot) {
+                    *held -= drawn;
                 }
             }
         }
-        self.holds.push(hold);
+        Ok(())
     }
 
     fn shipped_of(&mut self, lot_id: &str) -> Result<i64> {
@@ -237,13 +232,75 @@ pub fn closed_periods(conn: &Connection, settings: &Settings) -> Result<BTreeSet
         .collect()
 }
 
-/// Holds active on `as_of`: not released, not fully drawn, not expired
-/// (`as_of < expires_on`), and in a period that is not closed.
-pub fn active_holds(
+/// The periods of `window` that are not closed, as date ranges (closing a
+/// period ends its holds).
+fn open_ranges(
+    window: Window,
+    settings: &Settings,
+    closed: &BTreeSet<Period>,
+) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut ranges: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    let mut period = Period::of(settings.period_kind, window.start);
+    loop {
+        let start = period.first_day().max(window.start);
+        let end = period.last_day().min(window.end);
+        if !closed.contains(&period) {
+            match ranges.last_mut() {
+                Some(last) if last.1.succ_opt() == Some(start) => last.1 = end,
+                _ => ranges.push((start, end)),
+            }
+        }
+        if period.last_day() >= window.end {
+            break;
+        }
+        period = period.next();
+    }
+    ranges
+}
+
+/// Remaining units of the holds active on `as_of` that match `condition`
+/// (on `h`, with parameters ?2.. after the as-of date ?1).
+fn held_units(
+    conn: &Connection,
+    as_of: NaiveDate,
+    condition: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<i64> {
+    let sql = format!(
+        "SELECT coalesce(sum(max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
+                                             WHERE s.hold_seq = h.seq), 0)), 0) \
+         FROM hold AS h \
+         WHERE {condition} AND h.expires_on > ?1 \
+           AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)"
+    );
+    let as_of = format_date(as_of);
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&as_of];
+    all.extend_from_slice(params);
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(all.as_slice(), |row| row.get(0))?)
+}
+
+/// The active hold of `order_ref`, if any (SPEC §3.6: at most one).
+pub fn active_hold_of_order(
     conn: &Connection,
     settings: &Settings,
     closed: &BTreeSet<Period>,
     as_of: NaiveDate,
+    order_ref: &str,
+) -> Result<Option<ActiveHold>> {
+    let holds = active_holds_where(conn, settings, closed, as_of, "h.order_ref = ?2", order_ref)?;
+    debug_assert!(holds.len() <= 1, "one active hold per order");
+    Ok(holds.into_iter().next())
+}
+
+fn active_holds_where(
+    conn: &Connection,
+    settings: &Settings,
+    closed: &BTreeSet<Period>,
+    as_of: NaiveDate,
+    condition: &str,
+    key: &str,
 ) -> Result<Vec<ActiveHold>> {
     type Stored = (
         i64,
@@ -258,16 +315,16 @@ pub fn active_holds(
         i64,
     );
     let stored: Vec<Stored> = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT h.seq, h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, \
                     h.planned_date, h.expires_on, \
                     (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq) \
              FROM hold AS h \
-             WHERE h.expires_on > ?1 \
+             WHERE {condition} AND h.expires_on > ?1 \
                AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq) \
-             ORDER BY h.seq",
-        )?
-        .query_map([format_date(as_of)], |row| {
+             ORDER BY h.seq"
+        ))?
+        .query_map((format_date(as_of), key), |row| {
             Ok((
                 row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?,
                 row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?,
@@ -338,12 +395,38 @@ impl Facts for LedgerFacts<'_> {
 
     fn lot_committed(&mut self, lot_id: &str) -> Result<LotCommitted> {
         let shipped_net = self.shipped_of(lot_id)?;
-        let held = self
-            .holds
-            .iter()
-            .filter(|hold| hold.lot_id.as_deref() == Some(lot_id))
-            .map(ActiveHold::remaining)
-            .sum();
+        let held = match self.lot_held.get(lot_id) {
+            Some(held) => *held,
+            None => {
+                let mut held = 0;
+                // Closed periods end holds: count only holds planned in open ones.
+                let periods: Vec<String> = self.closed.iter().map(|p| p.to_string()).collect();
+                let rows: Vec<(String, i64)> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT h.planned_date, max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
+                                                             WHERE s.hold_seq = h.seq), 0) \
+                         FROM hold AS h WHERE h.lot_id = ?2 AND h.expires_on > ?1 \
+                           AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)",
+                    )?
+                    .query_map((format_date(self.as_of), lot_id), |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (planned, remaining) in rows {
+                    let planned = parse_date(&planned).map_err(Error::Integrity)?;
+                    let period = Period::of(self.settings.period_kind, planned).to_string();
+                    if !periods.contains(&period) {
+                        held += remaining;
+                    }
+                }
+                for (hold, drawn) in self.draws.values() {
+                    if hold.lot_id.as_deref() == Some(lot_id) {
+                        held -= drawn;
+                    }
+                }
+                self.lot_held.insert(lot_id.to_string(), held);
+                held
+            }
+        };
         Ok(LotCommitted { shipped_net, held })
     }
 
@@ -376,12 +459,19 @@ impl Facts for LedgerFacts<'_> {
                 units.restricted_net += delta.restricted_net;
             }
         }
-        units.held = self
-            .holds
-            .iter()
-            .filter(|hold| hold.chip == chip && window.contains(hold.planned_date))
-            .map(ActiveHold::remaining)
-            .sum();
+        for (start, end) in open_ranges(window, &self.settings, &self.closed) {
+            units.held += held_units(
+                self.conn,
+                self.as_of,
+                "h.chip = ?2 AND h.planned_date BETWEEN ?3 AND ?4",
+                &[&chip, &format_date(start), &format_date(end)],
+            )?;
+        }
+        for (hold, drawn) in self.draws.values() {
+            if hold.chip == chip && window.contains(hold.planned_date) {
+                units.held -= drawn;
+            }
+        }
         self.windows
             .entry(chip.to_string())
             .or_default()
@@ -390,10 +480,22 @@ impl Facts for LedgerFacts<'_> {
     }
 
     fn active_hold(&mut self, order_ref: &str) -> Result<Option<ActiveHold>> {
-        Ok(self
-            .holds
-            .iter()
-            .find(|hold| hold.order_ref == order_ref)
-            .cloned())
+        let Some(mut found) = active_hold_of_order(
+            self.conn,
+            &self.settings,
+            &self.closed,
+            self.as_of,
+            order_ref,
+        )?
+        else {
+            return Ok(None);
+        };
+        // Units drawn from it earlier in this import.
+        let drawn_here = self.draws.get(&found.seq).map_or(0, |(_, drawn)| *drawn);
+        self.draws
+            .entry(found.seq)
+            .or_insert_with(|| (found.clone(), 0));
+        found.drawn += drawn_here;
+        Ok((found.remaining() > 0).then_some(found))
     }
 }
