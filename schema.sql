@@ -168,6 +168,8 @@ CREATE INDEX hold_by_lot ON hold (lot_id) WHERE lot_id IS NOT NULL;
 CREATE INDEX hold_release_by_hold ON hold_release (hold_seq);
 CREATE INDEX sale_returns ON sale (reverses) WHERE reverses IS NOT NULL;
 CREATE INDEX sale_draws ON sale (hold_seq) WHERE hold_seq IS NOT NULL;
+CREATE INDEX sale_violations ON sale (sale_date) WHERE accepted_rules IS NOT NULL;
+CREATE INDEX remittance_by_period ON remittance_payment (period);
 
 -- DERIVED TABLES: running totals, rebuildable from the entries at any time
 -- and recomputed and compared by `qledger verify`. Not part of the chain;
@@ -183,10 +185,35 @@ CREATE TABLE derived_daily_units (
     PRIMARY KEY (chip, day)
 ) STRICT, WITHOUT ROWID;
 
--- Net restricted units shipped per lot (restricted sales naming it, net of returns).
+-- Net restricted units shipped per lot and period (restricted sales naming
+-- it, net of returns, by the period of their own date).
 CREATE TABLE derived_lot_units (
-    lot_id                TEXT    NOT NULL PRIMARY KEY,
-    shipped_net_units     INTEGER NOT NULL
+    lot_id                TEXT    NOT NULL,
+    period                TEXT    NOT NULL,
+    shipped_net_units     INTEGER NOT NULL,
+    PRIMARY KEY (lot_id, period)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX derived_lot_units_by_period ON derived_lot_units (period);
+
+-- Restricted revenue per chip, period (of the row's own date) and the
+-- remittance rate in force on the original sale's date ('0' with no policy
+-- version). Amounts are exact integers of ten-thousandths of a dollar,
+-- written as decimal TEXT because they can exceed 64 bits; they are summed
+-- in Rust, never in SQL.
+CREATE TABLE derived_period_revenue (
+    chip                  TEXT    NOT NULL,
+    period                TEXT    NOT NULL,
+    remittance_rate       TEXT    NOT NULL,
+    sales_usd_e4          TEXT    NOT NULL,
+    returns_usd_e4        TEXT    NOT NULL,
+    PRIMARY KEY (chip, period, remittance_rate)
+) STRICT, WITHOUT ROWID;
+
+-- Which periods each sales import batch inserted entries dated in.
+CREATE TABLE derived_batch_periods (
+    batch_seq             INTEGER NOT NULL,
+    period                TEXT    NOT NULL,
+    PRIMARY KEY (period, batch_seq)
 ) STRICT, WITHOUT ROWID;
 
 -- Append-only: no UPDATE or DELETE on any ledger table.

@@ -7,11 +7,12 @@ use crate::customers::{self, CustomerEvent};
 use crate::error::{Error, Result};
 use crate::ledger::{MarketGroup, Settings};
 use crate::lots::{self, LotEvent, LotState};
+use crate::money::{Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
 use crate::policy;
 use crate::rules::{ActiveHold, ChipPolicy, Facts, LotCommitted, Window, WindowUnits};
 use chrono::NaiveDate;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -97,6 +98,7 @@ impl<'conn> LedgerFacts<'conn> {
         signed_units: i64,
         lot_id: Option<&str>,
         draw: Option<(i64, i64)>,
+        revenue: Option<(Ratio, Usd)>,
     ) -> Result<()> {
         match self.deltas.days.get_mut(chip) {
             Some(days) => days.entry(date).or_default().add(group, signed_units),
@@ -119,12 +121,30 @@ impl<'conn> LedgerFacts<'conn> {
                 }
             }
         }
+        let period = Period::of(self.settings.period_kind, date);
+        self.deltas.periods.insert(period);
         if group == MarketGroup::Restricted {
             if let Some(lot_id) = lot_id {
                 let shipped = self.shipped_of(lot_id)?;
                 self.lot_shipped
                     .insert(lot_id.to_string(), shipped + signed_units);
-                *self.deltas.lots.entry(lot_id.to_string()).or_default() += signed_units;
+                *self
+                    .deltas
+                    .lots
+                    .entry((lot_id.to_string(), period))
+                    .or_default() += signed_units;
+            }
+            // amount = units × unit price, at the rate of the sale's date.
+            let (rate, amount) = revenue.expect("restricted rows carry their revenue");
+            let sums = self
+                .deltas
+                .revenue
+                .entry((chip.to_string(), period, rate.to_string()))
+                .or_default();
+            if signed_units >= 0 {
+                sums.0 = sums.0.checked_add(amount).ok_or_else(overflow)?;
+            } else {
+                sums.1 = sums.1.checked_add(amount).ok_or_else(overflow)?;
             }
         }
         if let Some((hold_seq, drawn)) = draw {
@@ -175,18 +195,29 @@ impl<'conn> LedgerFacts<'conn> {
     }
 }
 
-/// What an import applied: per-day and per-lot net units.
+fn overflow() -> Error {
+    Error::BadInput(
+        "the amounts exceed the ledger's arithmetic (more than 10^34 dollars)".to_string(),
+    )
+}
+
+/// What an import applied: per-day and per-lot net units, revenue.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Deltas {
     /// chip -> day -> net units by group.
     days: HashMap<String, BTreeMap<NaiveDate, DayUnits>>,
-    /// Lot -> net restricted units shipped.
-    lots: HashMap<String, i64>,
+    /// (lot, period) -> net restricted units shipped.
+    lots: HashMap<(String, Period), i64>,
+    /// (chip, period, rate) -> (restricted sales, restricted returns).
+    revenue: HashMap<(String, Period, String), (Usd, Usd)>,
+    /// Periods of the rows applied.
+    periods: BTreeSet<Period>,
 }
 
 impl Deltas {
-    /// Adds them to the derived tables, in the writer's transaction.
-    pub fn flush(self, conn: &Connection) -> Result<()> {
+    /// Adds them to the derived tables, in the writer's transaction;
+    /// `batch_seq` is the import batch entry the rows belong to.
+    pub fn flush(self, conn: &Connection, batch_seq: i64) -> Result<()> {
         let mut daily = conn.prepare_cached(
             "INSERT INTO derived_daily_units (chip, day, us_net_units, restricted_net_units, other_net_units) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, day) DO UPDATE SET \
@@ -208,16 +239,55 @@ impl Deltas {
             }
         }
         let mut lots = conn.prepare_cached(
-            "INSERT INTO derived_lot_units (lot_id, shipped_net_units) VALUES (?1, ?2) \
-             ON CONFLICT (lot_id) DO UPDATE SET shipped_net_units = shipped_net_units + excluded.shipped_net_units",
+            "INSERT INTO derived_lot_units (lot_id, period, shipped_net_units) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (lot_id, period) DO UPDATE SET shipped_net_units = shipped_net_units + excluded.shipped_net_units",
         )?;
         let mut deltas: Vec<_> = self.lots.into_iter().collect();
         deltas.sort();
-        for (lot_id, units) in deltas {
-            lots.execute((lot_id, units))?;
+        for ((lot_id, period), units) in deltas {
+            lots.execute((lot_id, period.to_string(), units))?;
+        }
+        // Exact sums beyond 64 bits: read, add in Rust, write back.
+        let mut revenue: Vec<_> = self.revenue.into_iter().collect();
+        revenue.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((chip, period, rate), (sales, returns)) in revenue {
+            let period = period.to_string();
+            let stored: Option<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT sales_usd_e4, returns_usd_e4 FROM derived_period_revenue \
+                     WHERE chip = ?1 AND period = ?2 AND remittance_rate = ?3",
+                )?
+                .query_row((&chip, &period, &rate), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let (old_sales, old_returns) = match stored {
+                Some((s, r)) => (parse_e4(&s)?, parse_e4(&r)?),
+                None => (0, 0),
+            };
+            let new_sales = old_sales.checked_add(sales.e4).ok_or_else(overflow)?;
+            let new_returns = old_returns.checked_add(returns.e4).ok_or_else(overflow)?;
+            conn.prepare_cached(
+                "INSERT INTO derived_period_revenue (chip, period, remittance_rate, sales_usd_e4, returns_usd_e4) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, period, remittance_rate) DO UPDATE SET \
+                 sales_usd_e4 = excluded.sales_usd_e4, returns_usd_e4 = excluded.returns_usd_e4",
+            )?
+            .execute((&chip, &period, &rate, new_sales.to_string(), new_returns.to_string()))?;
+        }
+        let mut batch = conn.prepare_cached(
+            "INSERT OR IGNORE INTO derived_batch_periods (batch_seq, period) VALUES (?1, ?2)",
+        )?;
+        for period in self.periods {
+            batch.execute((batch_seq, period.to_string()))?;
         }
         Ok(())
     }
+}
+
+/// Parses an exact integer amount stored as decimal text.
+pub fn parse_e4(text: &str) -> Result<i128> {
+    text.parse()
+        .map_err(|_| Error::Integrity(format!("stored amount '{text}' is not an integer")))
 }
 
 /// The closed periods.

@@ -25,7 +25,7 @@ use crate::error::{Error, Result, RowProblem, Rule};
 use crate::facts::{Deltas, LedgerFacts};
 use crate::imports::{append_batch, open_table, ImportSummary};
 use crate::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
-use crate::money::Usd;
+use crate::money::{Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
 use crate::rules::{self, Facts, Purpose, Shipment};
 use crate::sales::{self, SaleBatch, SaleKind, SaleRow};
@@ -217,6 +217,25 @@ fn closed_refusal(
         .then(|| (Rule::Closed, format!("period {period} is closed"))))
 }
 
+/// A restricted row's revenue: the rate in force on `sale_date` (the
+/// original sale's, for a return; 0 with no policy version) and the amount
+/// `units × unit price`.
+fn revenue(
+    facts: &mut LedgerFacts<'_>,
+    row: &SaleRow,
+    sale_date: NaiveDate,
+) -> Result<(Ratio, Usd)> {
+    let policy = facts.chip_policy(&row.chip)?;
+    let rate = policy
+        .in_force(sale_date)
+        .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate);
+    let price = row.unit_price.expect("price known before applying");
+    let amount = price
+        .checked_mul_units(row.units as i128)
+        .expect("units x price within 128 bits");
+    Ok((rate, amount))
+}
+
 fn shipment(row: &SaleRow) -> Shipment<'_> {
     Shipment {
         date: row.sale_date,
@@ -382,8 +401,8 @@ fn settle(
     }
     let commit = !refused && !options.dry_run && summary.inserted > 0;
     if commit {
-        append_batch(appender, "sales", &summary, entries_from, options.as_of)?;
-        deltas.flush(appender.conn())?;
+        let batch_seq = append_batch(appender, "sales", &summary, entries_from, options.as_of)?;
+        deltas.flush(appender.conn(), batch_seq)?;
     }
     Ok((summary, commit))
 }
@@ -562,7 +581,7 @@ impl Producer<'_> {
                     if closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
                         return Ok(Produced::Fallback);
                     }
-                    facts.apply(&row.chip, row.sale_date, group, row.units, None, None)?;
+                    facts.apply(&row.chip, row.sale_date, group, row.units, None, None, None)?;
                     if !self.emit(&row, None, None) {
                         return Ok(Produced::Fallback);
                     }
@@ -607,6 +626,7 @@ impl Producer<'_> {
                 .draw
                 .as_ref()
                 .map(|(hold, drawn)| (hold.seq, *drawn));
+            let earned = revenue(&mut facts, &row, row.sale_date)?;
             facts.apply(
                 &row.chip,
                 row.sale_date,
@@ -614,6 +634,7 @@ impl Producer<'_> {
                 row.units,
                 row.lot_id.as_deref(),
                 draw,
+                Some(earned),
             )?;
             if accepted.is_some() {
                 *summary.accepted_violations.get_or_insert(0) += 1;
@@ -661,6 +682,10 @@ impl Producer<'_> {
             };
             row.unit_price = sale.unit_price;
             row.lot_id = sale.lot_id.clone();
+            let earned = match group {
+                MarketGroup::Restricted => Some(revenue(&mut facts, &row, sale.sale_date)?),
+                _ => None,
+            };
             facts.apply(
                 &row.chip,
                 row.sale_date,
@@ -668,6 +693,7 @@ impl Producer<'_> {
                 -row.units,
                 row.lot_id.as_deref(),
                 None,
+                earned,
             )?;
             *returned_here.entry(reverses).or_default() += row.units;
             if accepted.is_some() {
@@ -950,7 +976,7 @@ impl Careful<'_, '_> {
         }
         self.record(row, None, None)?;
         let group = self.settings.market_group(&row.market);
-        facts.apply(&row.chip, row.sale_date, group, row.units, None, None)?;
+        facts.apply(&row.chip, row.sale_date, group, row.units, None, None, None)?;
         Ok(Vec::new())
     }
 
@@ -970,6 +996,7 @@ impl Careful<'_, '_> {
             .as_ref()
             .map(|(hold, drawn)| (hold.seq, *drawn));
         self.record(row, draw, accepted.as_deref())?;
+        let earned = revenue(facts, row, row.sale_date)?;
         facts.apply(
             &row.chip,
             row.sale_date,
@@ -977,6 +1004,7 @@ impl Careful<'_, '_> {
             row.units,
             row.lot_id.as_deref(),
             draw,
+            Some(earned),
         )?;
         Ok(Vec::new())
     }
@@ -1011,6 +1039,10 @@ impl Careful<'_, '_> {
         row.unit_price = sale.unit_price;
         row.lot_id = sale.lot_id.clone();
         self.record(&row, None, accepted.as_deref())?;
+        let earned = match group {
+            MarketGroup::Restricted => Some(revenue(facts, &row, sale.sale_date)?),
+            _ => None,
+        };
         facts.apply(
             &row.chip,
             row.sale_date,
@@ -1018,6 +1050,7 @@ impl Careful<'_, '_> {
             -row.units,
             row.lot_id.as_deref(),
             None,
+            earned,
         )?;
         Ok(Vec::new())
     }

@@ -9,6 +9,8 @@
 use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
 use crate::error::{Error, Result};
 use crate::ledger::{open_connection, read_head, ChainHead};
+use crate::period::{Period, PeriodKind};
+use crate::rules::ChipPolicy;
 use fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
@@ -42,15 +44,73 @@ impl VerifyReport {
     }
 }
 
-/// Per-chip, per-day net units [US, restricted, other] and per-lot net
-/// restricted units, as the entries give them.
+/// What the derived totals depend on besides the sale rows, read once.
+struct Context {
+    restricted: Vec<String>,
+    period_kind: PeriodKind,
+    /// Every chip's policy versions (rates by date).
+    policies: HashMap<String, ChipPolicy>,
+    /// Sales import batches: (entries_from, entries_to, batch seq), by entries_from.
+    batches: Vec<(i64, i64, i64)>,
+}
+
+impl Context {
+    fn read(conn: &Connection) -> Result<Context> {
+        let settings = crate::ledger::read_settings(conn).ok();
+        let mut policies: HashMap<String, ChipPolicy> = HashMap::new();
+        for version in crate::policy::all_versions(conn).unwrap_or_default() {
+            policies
+                .entry(version.chip.clone())
+                .or_insert_with(|| ChipPolicy {
+                    versions: Vec::new(),
+                })
+                .versions
+                .push(version);
+        }
+        let batches = conn
+            .prepare("SELECT entries_from, entries_to, seq FROM import_batch WHERE file_kind = 'sales' ORDER BY entries_from")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Context {
+            restricted: restricted_markets(conn)?,
+            period_kind: settings.map_or(PeriodKind::Quarter, |s| s.period_kind),
+            policies,
+            batches,
+        })
+    }
+
+    fn rate_on(&self, chip: &str, date: chrono::NaiveDate) -> String {
+        self.policies
+            .get(chip)
+            .and_then(|policy| policy.in_force(date))
+            .map_or_else(|| "0".to_string(), |v| v.remittance_rate.to_string())
+    }
+
+    fn batch_of(&self, seq: i64) -> Option<i64> {
+        let index = self
+            .batches
+            .partition_point(|(from, _, _)| *from <= seq)
+            .checked_sub(1)?;
+        let (from, to, batch) = self.batches[index];
+        (from <= seq && seq <= to).then_some(batch)
+    }
+}
+
+/// The derived tables as the entries give them.
 #[derive(Debug, Default)]
 struct DerivedFromEntries {
     daily: HashMap<String, HashMap<String, [i64; 3]>>,
-    lots: HashMap<String, i64>,
+    /// (lot, period) -> net restricted units.
+    lots: HashMap<(String, String), i64>,
+    /// (chip, period, rate) -> (sales, returns) in ten-thousandths of a dollar.
+    revenue: HashMap<(String, String, String), (i128, i128)>,
+    /// (period, batch seq).
+    batch_periods: BTreeSet<(String, i64)>,
     /// The (chip, day) of the previous sale and its running units, not yet
     /// added to `daily`: consecutive sales mostly share them.
     pending: Option<(String, String, [i64; 3])>,
+    /// The day of the previous sale and its period id.
+    last_period: Option<(String, String)>,
 }
 
 fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
@@ -63,26 +123,43 @@ fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
     }
 }
 
+fn integer_of(value: ValueRef<'_>, column: &str) -> Result<i64> {
+    match value {
+        ValueRef::Integer(number) => Ok(number),
+        _ => Err(Error::Integrity(format!(
+            "sale column {column} is not an integer"
+        ))),
+    }
+}
+
 impl DerivedFromEntries {
-    /// Adds one `sale` row given its column values (`entry::SALE` order).
-    fn add_sale(&mut self, values: &[ValueRef<'_>], restricted: &[String]) -> Result<()> {
-        let units = match values[6] {
-            ValueRef::Integer(units) => units,
-            _ => {
-                return Err(Error::Integrity(
-                    "sale column units is not an integer".to_string(),
-                ))
+    fn period_of(&mut self, day: &str, kind: PeriodKind) -> Result<String> {
+        if let Some((last_day, period)) = &self.last_period {
+            if last_day == day {
+                return Ok(period.clone());
             }
-        };
-        let signed = if text_of(values[1], "kind")? == "return" {
-            -units
-        } else {
-            units
-        };
+        }
+        let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
+        let period = Period::of(kind, date).to_string();
+        self.last_period = Some((day.to_string(), period.clone()));
+        Ok(period)
+    }
+
+    /// Adds sale entry `seq` given its column values (`entry::SALE` order).
+    fn add_sale(
+        &mut self,
+        conn: &Connection,
+        seq: i64,
+        values: &[ValueRef<'_>],
+        context: &Context,
+    ) -> Result<()> {
+        let units = integer_of(values[6], "units")?;
+        let is_return = text_of(values[1], "kind")? == "return";
+        let signed = if is_return { -units } else { units };
         let market = text_of(values[4], "market")?;
         let group = if market == "US" {
             0
-        } else if restricted.iter().any(|m| m == market) {
+        } else if context.restricted.iter().any(|m| m == market) {
             1
         } else {
             2
@@ -104,16 +181,45 @@ impl DerivedFromEntries {
                 self.pending = Some((chip.to_string(), day.to_string(), units));
             }
         }
-        if group == 1 {
-            if let ValueRef::Text(lot) = values[8] {
-                let lot = text_of(ValueRef::Text(lot), "lot_id")?;
-                match self.lots.get_mut(lot) {
-                    Some(shipped) => *shipped += signed,
-                    None => {
-                        self.lots.insert(lot.to_string(), signed);
-                    }
-                }
+        if let Some(batch) = context.batch_of(seq) {
+            if self.batch_periods.len() < 1_000_000 {
+                let period = self.period_of(day, context.period_kind)?;
+                self.batch_periods.insert((period, batch));
             }
+        }
+        if group != 1 {
+            return Ok(());
+        }
+        let period = self.period_of(day, context.period_kind)?;
+        if let ValueRef::Text(lot) = values[8] {
+            let lot = text_of(ValueRef::Text(lot), "lot_id")?;
+            *self
+                .lots
+                .entry((lot.to_string(), period.clone()))
+                .or_default() += signed;
+        }
+        // Revenue at the rate in force on the original sale's date.
+        let sale_date = if is_return {
+            let reverses = text_of(values[10], "reverses")?;
+            let sale = crate::sales::recorded(conn, reverses)?.ok_or_else(|| {
+                Error::Integrity(format!(
+                    "return entry {seq} reverses {reverses}, which is not recorded"
+                ))
+            })?;
+            sale.row.sale_date
+        } else {
+            crate::period::parse_date(day).map_err(Error::Integrity)?
+        };
+        let rate = context.rate_on(chip, sale_date);
+        let amount = i128::from(units) * i128::from(integer_of(values[7], "unit_price_usd_e4")?);
+        let sums = self
+            .revenue
+            .entry((chip.to_string(), period, rate))
+            .or_default();
+        if is_return {
+            sums.1 += amount;
+        } else {
+            sums.0 += amount;
         }
         Ok(())
     }
@@ -139,9 +245,15 @@ impl DerivedFromEntries {
                 }
             }
         }
-        for (lot, units) in other.lots {
-            *self.lots.entry(lot).or_default() += units;
+        for (key, units) in other.lots {
+            *self.lots.entry(key).or_default() += units;
         }
+        for (key, (sales, returns)) in other.revenue {
+            let entry = self.revenue.entry(key).or_default();
+            entry.0 += sales;
+            entry.1 += returns;
+        }
+        self.batch_periods.extend(other.batch_periods);
     }
 
     /// Compares with the stored derived tables; a message for the first difference.
@@ -166,36 +278,73 @@ impl DerivedFromEntries {
                     .map(move |(day, units)| ((chip.clone(), day.clone()), *units))
             })
             .collect();
-        let keys: BTreeSet<_> = stored_daily.keys().chain(computed.keys()).collect();
-        for key in keys {
-            let stored = stored_daily.get(key).copied().unwrap_or_default();
-            let from_entries = computed.get(key).copied().unwrap_or_default();
-            if stored != from_entries {
-                return Ok(Some(format!(
-                    "derived_daily_units for {} on {} says US/restricted/other net units {:?} but the entries give {:?}",
-                    key.0, key.1, stored, from_entries
-                )));
-            }
+        if let Some(message) = first_difference("derived_daily_units", &stored_daily, &computed) {
+            return Ok(Some(message));
         }
-        let mut stored_lots: HashMap<String, i64> = HashMap::new();
+        let mut stored_lots: HashMap<(String, String), i64> = HashMap::new();
         let mut statement =
-            conn.prepare("SELECT lot_id, shipped_net_units FROM derived_lot_units")?;
+            conn.prepare("SELECT lot_id, period, shipped_net_units FROM derived_lot_units")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            stored_lots.insert(row.get(0)?, row.get(1)?);
+            stored_lots.insert((row.get(0)?, row.get(1)?), row.get(2)?);
         }
-        let keys: BTreeSet<_> = stored_lots.keys().chain(self.lots.keys()).collect();
-        for key in keys {
-            let stored = stored_lots.get(key).copied().unwrap_or(0);
-            let from_entries = self.lots.get(key).copied().unwrap_or(0);
-            if stored != from_entries {
-                return Ok(Some(format!(
-                    "derived_lot_units for lot {key} says {stored} units shipped but the entries give {from_entries}"
-                )));
-            }
+        if let Some(message) = first_difference("derived_lot_units", &stored_lots, &self.lots) {
+            return Ok(Some(message));
+        }
+        let mut stored_revenue: HashMap<(String, String, String), (i128, i128)> = HashMap::new();
+        let mut statement = conn.prepare(
+            "SELECT chip, period, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let sales = crate::facts::parse_e4(&row.get::<_, String>(3)?)?;
+            let returns = crate::facts::parse_e4(&row.get::<_, String>(4)?)?;
+            stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
+        }
+        if let Some(message) =
+            first_difference("derived_period_revenue", &stored_revenue, &self.revenue)
+        {
+            return Ok(Some(message));
+        }
+        let stored_batches: BTreeSet<(String, i64)> = conn
+            .prepare("SELECT period, batch_seq FROM derived_batch_periods")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if stored_batches != self.batch_periods {
+            let difference: Vec<_> = stored_batches
+                .symmetric_difference(&self.batch_periods)
+                .take(3)
+                .collect();
+            return Ok(Some(format!(
+                "derived_batch_periods disagrees with the entries about (period, batch) {difference:?}"
+            )));
         }
         Ok(None)
     }
+}
+
+/// The first key whose values differ between a stored derived table and
+/// what the entries give (absent counts as zero).
+fn first_difference<K, V>(
+    table: &str,
+    stored: &HashMap<K, V>,
+    computed: &HashMap<K, V>,
+) -> Option<String>
+where
+    K: Ord + std::hash::Hash + std::fmt::Debug,
+    V: Default + PartialEq + std::fmt::Debug + Copy,
+{
+    let keys: BTreeSet<&K> = stored.keys().chain(computed.keys()).collect();
+    for key in keys {
+        let stored_value = stored.get(key).copied().unwrap_or_default();
+        let computed_value = computed.get(key).copied().unwrap_or_default();
+        if stored_value != computed_value {
+            return Some(format!(
+                "{table} for {key:?} says {stored_value:?} but the entries give {computed_value:?}"
+            ));
+        }
+    }
+    None
 }
 
 /// The outcome of checking one range of entries.
@@ -231,7 +380,7 @@ fn check_range(
     hi: i64,
     previous: Hash,
     digest: Option<ChainHead>,
-    restricted: &[String],
+    context: &Context,
 ) -> Result<RangeCheck> {
     let settings_index = ALL_KINDS
         .iter()
@@ -360,7 +509,7 @@ fn check_range(
         if cursor.index == sale_index {
             check
                 .derived
-                .add_sale(&values[..column_count], restricted)?;
+                .add_sale(conn, seq, &values[..column_count], context)?;
         }
         check.last = ChainHead { entries: seq, hash };
         expected_seq += 1;
@@ -438,7 +587,7 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
                     head.entries,
                     GENESIS_HASH,
                     digest,
-                    &restricted_markets(&first)?,
+                    &Context::read(&first)?,
                 )?],
                 digest,
             );
@@ -447,7 +596,7 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
         if read_head(&second)? != head {
             continue; // a writer committed in between: take both snapshots again
         }
-        let restricted = restricted_markets(&first)?;
+        let context = Context::read(&first)?;
         let middle = head.entries / 2;
         let Some(middle_hash) = stored_hash(&second, middle)? else {
             // Entry `middle` is missing: the single-range check will say so.
@@ -460,13 +609,13 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
                     head.entries,
                     GENESIS_HASH,
                     digest,
-                    &restricted,
+                    &context,
                 )?],
                 digest,
             );
         };
         let (low, high) = std::thread::scope(|scope| {
-            let restricted_high = restricted.clone();
+            let shared = &context;
             let high = scope.spawn(move || {
                 check_range(
                     &second,
@@ -474,10 +623,10 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
                     head.entries,
                     middle_hash,
                     digest,
-                    &restricted_high,
+                    shared,
                 )
             });
-            let low = check_range(&first, 1, middle, GENESIS_HASH, digest, &restricted);
+            let low = check_range(&first, 1, middle, GENESIS_HASH, digest, &context);
             (
                 low,
                 high.join()
