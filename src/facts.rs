@@ -37,6 +37,26 @@ impl DayUnits {
     }
 }
 
+/// A recorded row's effect on the facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    /// Chip.
+    pub chip: &'a str,
+    /// The row's own date.
+    pub date: NaiveDate,
+    /// Its market's group.
+    pub group: MarketGroup,
+    /// Units, negative for a return.
+    pub signed_units: i64,
+    /// The lot it names (counted for restricted rows only).
+    pub lot_id: Option<&'a str>,
+    /// The hold it drew and the units drawn.
+    pub draw: Option<(i64, i64)>,
+    /// For restricted rows: the rate of the original sale's date and the
+    /// amount (`units × unit price`).
+    pub revenue: Option<(Ratio, Usd)>,
+}
+
 /// Facts over one connection, with an in-memory overlay.
 pub struct LedgerFacts<'conn> {
     conn: &'conn Connection,
@@ -90,16 +110,16 @@ impl<'conn> LedgerFacts<'conn> {
 
     /// Applies a recorded sale (positive units) or return (negative) of
     /// `chip` on `date`: window totals, lot usage, and the hold it drew.
-    pub fn apply(
-        &mut self,
-        chip: &str,
-        date: NaiveDate,
-        group: MarketGroup,
-        signed_units: i64,
-        lot_id: Option<&str>,
-        draw: Option<(i64, i64)>,
-        revenue: Option<(Ratio, Usd)>,
-    ) -> Result<()> {
+    pub fn apply(&mut self, row: Applied<'_>) -> Result<()> {
+        let Applied {
+            chip,
+            date,
+            group,
+            signed_units,
+            lot_id,
+            draw,
+            revenue,
+        } = row;
         match self.deltas.days.get_mut(chip) {
             Some(days) => days.entry(date).or_default().add(group, signed_units),
             None => {

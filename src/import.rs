@@ -22,7 +22,7 @@
 
 use crate::csvin::{Row, RowRead, TableReader};
 use crate::error::{Error, Result, RowProblem, Rule};
-use crate::facts::{Deltas, LedgerFacts};
+use crate::facts::{Applied, Deltas, LedgerFacts};
 use crate::imports::{append_batch, open_table, ImportSummary};
 use crate::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use crate::money::{Ratio, Usd};
@@ -581,7 +581,15 @@ impl Producer<'_> {
                     if closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
                         return Ok(Produced::Fallback);
                     }
-                    facts.apply(&row.chip, row.sale_date, group, row.units, None, None, None)?;
+                    facts.apply(Applied {
+                        chip: &row.chip,
+                        date: row.sale_date,
+                        group,
+                        signed_units: row.units,
+                        lot_id: None,
+                        draw: None,
+                        revenue: None,
+                    })?;
                     if !self.emit(&row, None, None) {
                         return Ok(Produced::Fallback);
                     }
@@ -627,15 +635,15 @@ impl Producer<'_> {
                 .as_ref()
                 .map(|(hold, drawn)| (hold.seq, *drawn));
             let earned = revenue(&mut facts, &row, row.sale_date)?;
-            facts.apply(
-                &row.chip,
-                row.sale_date,
-                MarketGroup::Restricted,
-                row.units,
-                row.lot_id.as_deref(),
+            facts.apply(Applied {
+                chip: &row.chip,
+                date: row.sale_date,
+                group: MarketGroup::Restricted,
+                signed_units: row.units,
+                lot_id: row.lot_id.as_deref(),
                 draw,
-                Some(earned),
-            )?;
+                revenue: Some(earned),
+            })?;
             if accepted.is_some() {
                 *summary.accepted_violations.get_or_insert(0) += 1;
             }
@@ -686,15 +694,15 @@ impl Producer<'_> {
                 MarketGroup::Restricted => Some(revenue(&mut facts, &row, sale.sale_date)?),
                 _ => None,
             };
-            facts.apply(
-                &row.chip,
-                row.sale_date,
+            facts.apply(Applied {
+                chip: &row.chip,
+                date: row.sale_date,
                 group,
-                -row.units,
-                row.lot_id.as_deref(),
-                None,
-                earned,
-            )?;
+                signed_units: -row.units,
+                lot_id: row.lot_id.as_deref(),
+                draw: None,
+                revenue: earned,
+            })?;
             *returned_here.entry(reverses).or_default() += row.units;
             if accepted.is_some() {
                 *summary.accepted_violations.get_or_insert(0) += 1;
@@ -976,7 +984,15 @@ impl Careful<'_, '_> {
         }
         self.record(row, None, None)?;
         let group = self.settings.market_group(&row.market);
-        facts.apply(&row.chip, row.sale_date, group, row.units, None, None, None)?;
+        facts.apply(Applied {
+            chip: &row.chip,
+            date: row.sale_date,
+            group,
+            signed_units: row.units,
+            lot_id: None,
+            draw: None,
+            revenue: None,
+        })?;
         Ok(Vec::new())
     }
 
@@ -997,15 +1013,15 @@ impl Careful<'_, '_> {
             .map(|(hold, drawn)| (hold.seq, *drawn));
         self.record(row, draw, accepted.as_deref())?;
         let earned = revenue(facts, row, row.sale_date)?;
-        facts.apply(
-            &row.chip,
-            row.sale_date,
-            MarketGroup::Restricted,
-            row.units,
-            row.lot_id.as_deref(),
+        facts.apply(Applied {
+            chip: &row.chip,
+            date: row.sale_date,
+            group: MarketGroup::Restricted,
+            signed_units: row.units,
+            lot_id: row.lot_id.as_deref(),
             draw,
-            Some(earned),
-        )?;
+            revenue: Some(earned),
+        })?;
         Ok(Vec::new())
     }
 
@@ -1043,15 +1059,15 @@ impl Careful<'_, '_> {
             MarketGroup::Restricted => Some(revenue(facts, &row, sale.sale_date)?),
             _ => None,
         };
-        facts.apply(
-            &row.chip,
-            row.sale_date,
+        facts.apply(Applied {
+            chip: &row.chip,
+            date: row.sale_date,
             group,
-            -row.units,
-            row.lot_id.as_deref(),
-            None,
-            earned,
-        )?;
+            signed_units: -row.units,
+            lot_id: row.lot_id.as_deref(),
+            draw: None,
+            revenue: earned,
+        })?;
         Ok(Vec::new())
     }
 }
