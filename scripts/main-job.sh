@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the shipped fixtures: a fresh ledger with the reference
-# data loaded, the nightly sales files imported, and the chain verified. Usage: bash scripts/main-job.sh [LEDGER]
+# data loaded, the nightly sales files imported, 2026-Q1 closed, the chain
+# verified, and the 2026-Q1 report printed. Usage: bash scripts/main-job.sh [LEDGER]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -17,5 +18,7 @@ for nightly in fixtures/sales/*.csv; do
   q import "$nightly"
 done
 q policy show
+q close --period 2026-Q1
 q verify
 echo "digest: $(q digest)"
+q report --period 2026-Q1

@@ -20,6 +20,7 @@ pub mod import;
 pub mod imports;
 pub mod lots;
 pub mod policy;
+pub mod report;
 pub mod rules;
 pub mod sales;
 pub mod synthetic;

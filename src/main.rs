@@ -111,6 +111,36 @@ enum Command {
         #[arg(long = "order", value_name = "REF")]
         order_ref: String,
     },
+    /// A period's figures: caps, remittance, lots, violations, imports.
+    Report {
+        /// Period id (YYYY-Qn or YYYY-MM, as the ledger's periods).
+        #[arg(long)]
+        period: String,
+        /// table, json or csv (--json means json).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Record a remittance payment for a period (open or closed).
+    Remit {
+        /// Period id.
+        #[arg(long)]
+        period: String,
+        /// Amount in USD (up to 4 decimals).
+        #[arg(long)]
+        amount: String,
+        /// Payment date.
+        #[arg(long = "paid-on")]
+        paid_on: String,
+        /// Payment reference.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Seal a period that is over.
+    Close {
+        /// Period id.
+        #[arg(long)]
+        period: String,
+    },
     /// Recompute the hash chain and check every entry.
     Verify {
         /// A digest taken earlier (N:HEX, from `qledger digest`).
@@ -203,6 +233,11 @@ fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
     }
 }
 
+fn parse_period(ledger: &Ledger, text: &str) -> Result<quotaledger::period::Period, Error> {
+    quotaledger::period::Period::parse(ledger.settings().period_kind, text.trim())
+        .map_err(|why| Error::BadInput(format!("--period: {why}")))
+}
+
 fn print_answer(cli: &Cli, answer: &quotaledger::desk::Answer) {
     if cli.json {
         print_json(&answer.to_json());
@@ -293,6 +328,79 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                     "order {}: released {} units",
                     released.order_ref, released.released_units
                 );
+            }
+            Ok(0)
+        }
+        Command::Report { period, format } => {
+            let format = match (cli.json, format.as_deref().map(str::to_ascii_lowercase)) {
+                (true, None) => "json".to_string(),
+                (true, Some(f)) if f == "json" => f,
+                (true, Some(f)) => {
+                    return Err(Error::BadInput(format!(
+                        "--json asks for JSON but --format asks for {f}"
+                    )))
+                }
+                (false, None) => "table".to_string(),
+                (false, Some(f)) if ["table", "json", "csv"].contains(&f.as_str()) => f,
+                (false, Some(f)) => {
+                    return Err(Error::BadInput(format!("--format {f}: table, json or csv")))
+                }
+            };
+            let ledger = Ledger::open(&cli.db)?;
+            let period = parse_period(&ledger, period)?;
+            let report = quotaledger::report::report(&ledger, period, as_of)?;
+            match format.as_str() {
+                "json" => print_json(&report.to_json()),
+                "csv" => print!("{}", report.to_csv()),
+                _ => print!("{}", report.to_table()),
+            }
+            Ok(0)
+        }
+        Command::Remit {
+            period,
+            amount,
+            paid_on,
+            reference,
+        } => {
+            let mut ledger = Ledger::open(&cli.db)?;
+            let period = parse_period(&ledger, period)?;
+            let amount = quotaledger::money::Usd::parse(amount.trim(), 1_000_000_000_000_000)
+                .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
+            let paid_on = parse_date(paid_on.trim())
+                .map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
+            let reference = quotaledger::values::parse_text(reference.trim(), true)
+                .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
+            quotaledger::report::remit(&mut ledger, period, amount, paid_on, &reference, as_of)?;
+            if cli.json {
+                print_json(&json!({
+                    "period": period.to_string(),
+                    "amount_usd": amount.to_string(),
+                    "paid_on": quotaledger::period::format_date(paid_on),
+                    "reference": reference,
+                }));
+            } else {
+                println!(
+                    "recorded a payment of {amount} USD for {period}, paid on {}",
+                    quotaledger::period::format_date(paid_on)
+                );
+            }
+            Ok(0)
+        }
+        Command::Close { period } => {
+            let mut ledger = Ledger::open(&cli.db)?;
+            let period = parse_period(&ledger, period)?;
+            let closed = quotaledger::report::close(&mut ledger, period, as_of)?;
+            if cli.json {
+                print_json(&json!({
+                    "period": period.to_string(),
+                    "already_closed": closed.already_closed,
+                    "entries": closed.head.entries,
+                    "head": closed.head.hash_hex(),
+                }));
+            } else if closed.already_closed {
+                println!("{period} was already closed; nothing changed");
+            } else {
+                println!("closed {period}; chain head {}", closed.head.digest_text());
             }
             Ok(0)
         }

@@ -207,6 +207,27 @@ impl Ratio {
     }
 }
 
+/// `round_half_away_from_zero(Σ amount × rate, 2)` for (rate, amount)
+/// parts, computed exactly at a common scale (SPEC §3.7); `None` if the
+/// products exceed 128 bits.
+pub fn remittance_cents(parts: &[(Ratio, i128)]) -> Option<Usd> {
+    let scale = parts
+        .iter()
+        .map(|(rate, _)| rate.scale())
+        .max()
+        .unwrap_or(0);
+    let mut total: i128 = 0; // at scale 4 + `scale`
+    for (rate, amount_e4) in parts {
+        let factor = 10_i128.checked_pow(scale - rate.scale())?;
+        let product = amount_e4
+            .checked_mul(rate.mantissa())?
+            .checked_mul(factor)?;
+        total = total.checked_add(product)?;
+    }
+    let cents = div_round_half_away(total, 10_i128.checked_pow(scale + 2)?);
+    cents.checked_mul(100).map(Usd::from_e4)
+}
+
 /// Integer division rounding half away from zero (divisor > 0).
 pub fn div_round_half_away(numerator: i128, divisor: i128) -> i128 {
     debug_assert!(divisor > 0);
@@ -282,6 +303,31 @@ mod tests {
         let third = Ratio::parse("0.333333333333333333").unwrap();
         assert_eq!(third.floor_mul_units(3), 0);
         assert_eq!(Ratio::parse("1").unwrap().floor_mul_units(7), 7);
+    }
+
+    #[test]
+    fn remittance_sums_exactly_before_rounding_once() {
+        let rate = |text: &str| Ratio::parse(text).unwrap();
+        // 0.0001 × 0.25 three times: 0.000075 -> 0.00, not 3 × round(0.000025)
+        assert_eq!(remittance_cents(&[(rate("0.25"), 3)]).unwrap().e4, 0);
+        // 0.02 USD × 0.25 = 0.005 -> 0.01 (half away from zero)
+        assert_eq!(remittance_cents(&[(rate("0.25"), 200)]).unwrap().e4, 100);
+        assert_eq!(remittance_cents(&[(rate("0.25"), -200)]).unwrap().e4, -100);
+        // mixed rates: 100 × 0.25 + 100 × 0.15 = 40
+        assert_eq!(
+            remittance_cents(&[(rate("0.25"), 1_000_000), (rate("0.15"), 1_000_000)])
+                .unwrap()
+                .e4,
+            400_000
+        );
+        // different scales: 10 × 0.125 + 10 × 0.2 = 3.25
+        assert_eq!(
+            remittance_cents(&[(rate("0.125"), 100_000), (rate("0.2"), 100_000)])
+                .unwrap()
+                .e4,
+            32_500
+        );
+        assert_eq!(remittance_cents(&[]).unwrap().e4, 0);
     }
 
     #[test]

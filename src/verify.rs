@@ -704,11 +704,27 @@ fn finish(
             });
         }
     }
-    let message = derived.compare_with_stored(conn)?;
+    if let Some(message) = derived.compare_with_stored(conn)? {
+        return Ok(VerifyReport {
+            entries: last.entries,
+            head: last.hash,
+            first_bad_entry: None,
+            message: Some(message),
+        });
+    }
+    let settings = crate::ledger::read_settings(conn)?;
+    if let Some((seq, message)) = crate::report::check_sealed(conn, &settings)? {
+        return Ok(VerifyReport {
+            entries: last.entries,
+            head: last.hash,
+            first_bad_entry: Some(seq),
+            message: Some(message),
+        });
+    }
     Ok(VerifyReport {
         entries: last.entries,
         head: last.hash,
         first_bad_entry: None,
-        message,
+        message: None,
     })
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use quotaledger::customers::{self, CustomerStatus};
-use quotaledger::entry::{HOLD, PERIOD_CLOSE};
+use quotaledger::entry::HOLD;
 use quotaledger::ledger::Ledger;
 use quotaledger::lots;
 use quotaledger::period::parse_date;
@@ -192,24 +192,8 @@ fn policy_versions_are_never_retroactive() {
 #[test]
 fn policy_versions_must_follow_every_closed_period() {
     let (dir, db) = new_ledger();
-    let mut ledger = Ledger::open(&db).unwrap();
-    ledger
-        .write(|a| {
-            let head = a.head();
-            a.append(
-                &PERIOD_CLOSE,
-                &[
-                    t("2025-Q4"),
-                    t("2026-01-02"),
-                    t("{}"),
-                    Value::Integer(head.entries),
-                    Value::Text(head.hash_hex()),
-                ],
-            )?;
-            Ok(((), true))
-        })
-        .unwrap();
-    drop(ledger);
+    let (code, _, stderr) = run(&db, &["close", "--period", "2025-Q4"]);
+    assert_eq!(code, 0, "{stderr}");
     let last_day = write_file(
         dir.path(),
         "a.csv",

@@ -568,25 +568,8 @@ fn closed_periods_refuse_rows_but_duplicates_stay_no_ops() {
     let mut s = scenario();
     let rows = "U1,2025-12-30,H200,US,,10,10,,,,\n";
     s.import_ok(rows);
-    // Close 2025-Q4 through the library (close is the subject of a later issue).
-    let mut ledger = quotaledger::ledger::Ledger::open(&s.db).unwrap();
-    ledger
-        .write(|a| {
-            let head = a.head();
-            a.append(
-                &quotaledger::entry::PERIOD_CLOSE,
-                &[
-                    rusqlite::types::Value::Text("2025-Q4".into()),
-                    rusqlite::types::Value::Text("2026-01-02".into()),
-                    rusqlite::types::Value::Text("{}".into()),
-                    rusqlite::types::Value::Integer(head.entries),
-                    rusqlite::types::Value::Text(head.hash_hex()),
-                ],
-            )?;
-            Ok(((), true))
-        })
-        .unwrap();
-    drop(ledger);
+    let (code, _, stderr) = run(&s.db, &["close", "--period", "2025-Q4"]);
+    assert_eq!(code, 0, "{stderr}");
     let summary = s.import_ok(rows);
     assert_eq!(summary["duplicates"], 1);
     let (code, summary, stderr) = s.import(

@@ -3,9 +3,6 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
-use quotaledger::entry::{HOLD, HOLD_RELEASE, PERIOD_CLOSE, REMITTANCE_PAYMENT};
-use quotaledger::ledger::Ledger;
-use rusqlite::types::Value;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -115,13 +112,9 @@ pub fn digest(db: &Path) -> String {
     stdout.trim().to_string()
 }
 
-fn text(value: &str) -> Value {
-    Value::Text(value.to_string())
-}
-
-/// Adds entries of every kind not yet loaded: sales, a return and an
-/// accepted violation through `qledger import`; a hold, its release, a
-/// payment and a close through the library (their commands come later).
+/// Adds entries of every kind not yet loaded, through the real commands:
+/// sales, a return and an accepted violation (`import`), a hold and its
+/// release, a payment, and a close.
 pub fn append_every_other_kind(db: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sales = write_file(
@@ -151,56 +144,55 @@ pub fn append_every_other_kind(db: &Path) {
         ],
     );
     assert_eq!(code, 0, "import failed: {stderr}");
-    let mut ledger = Ledger::open(db).expect("open");
-    ledger
-        .write(|appender| {
-            let hold_seq = appender.append(
-                &HOLD,
-                &[
-                    text("PO-2"),
-                    text("H200"),
-                    text("CN"),
-                    text("C-BETA"),
-                    text("L-H200-0002"),
-                    Value::Integer(5),
-                    text("2026-02-20"),
-                    text("2026-02-15"),
-                    text("2026-03-01"),
-                ],
-            )?;
-            appender.append(
-                &HOLD_RELEASE,
-                &[
-                    Value::Integer(hold_seq),
-                    text("PO-2"),
-                    Value::Integer(5),
-                    text("2026-02-16"),
-                ],
-            )?;
-            appender.append(
-                &REMITTANCE_PAYMENT,
-                &[
-                    text("2025-Q4"),
-                    Value::Integer(1_000_000),
-                    text("2026-01-10"),
-                    text("wire 1"),
-                    text("2026-01-10"),
-                ],
-            )?;
-            let head = appender.head();
-            appender.append(
-                &PERIOD_CLOSE,
-                &[
-                    text("2025-Q4"),
-                    text("2026-01-05"),
-                    text("{}"),
-                    Value::Integer(head.entries),
-                    Value::Text(head.hash_hex()),
-                ],
-            )?;
-            Ok(((), true))
-        })
-        .expect("append");
+    let steps: [&[&str]; 4] = [
+        &[
+            "--as-of",
+            "2026-02-15",
+            "reserve",
+            "--order",
+            "PO-2",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "5",
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-BETA",
+            "--lot",
+            "L-H200-0002",
+        ],
+        &["--as-of", "2026-02-16", "release", "--order", "PO-2"],
+        &[
+            "--as-of",
+            "2026-01-10",
+            "remit",
+            "--period",
+            "2025-Q4",
+            "--amount",
+            "100",
+            "--paid-on",
+            "2026-01-10",
+            "--reference",
+            "wire 1",
+        ],
+        &["--as-of", "2026-01-05", "close", "--period", "2025-Q4"],
+    ];
+    for args in steps {
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 /// Every ledger table (every entry kind).

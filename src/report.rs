@@ -1,0 +1,904 @@
+//! Period reports (SPEC §3.7, §5 `report`), the figures `close` seals, and
+//! `remit`. Every figure comes from the derived tables or small indexed
+//! queries, never from a scan of the sales.
+
+use crate::entry::{PERIOD_CLOSE, REMITTANCE_PAYMENT};
+use crate::error::{Error, Result};
+use crate::facts::{closed_periods, parse_e4};
+use crate::ledger::{read_head, ChainHead, Ledger, Settings};
+use crate::lots::{self, LabResult};
+use crate::money::{remittance_cents, Ratio, Usd};
+use crate::period::{format_date, parse_date, Period};
+use crate::policy::{self, CapWindow};
+use crate::rules::{cap_limit, ChipPolicy, Window};
+use chrono::NaiveDate;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A chip's standing in a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Within its cap.
+    Ok,
+    /// The cap window's restricted net units are over the limit.
+    Breach,
+    /// Restricted sales allowed, no cap.
+    Uncapped,
+    /// No version in force, or restricted sales not allowed.
+    Forbidden,
+}
+
+impl Status {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Breach => "breach",
+            Status::Uncapped => "uncapped",
+            Status::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// One chip's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChipFigures {
+    /// Chip.
+    pub chip: String,
+    /// US net units dated in the period.
+    pub us_units: i64,
+    /// Restricted net units dated in the period.
+    pub restricted_units: i64,
+    /// Units of active holds planned in the period.
+    pub reserved_units: i64,
+    /// Cap ratio of the version in force (see `report`).
+    pub cap_ratio: Option<Ratio>,
+    /// Its window.
+    pub cap_window: Option<CapWindow>,
+    /// Limit over the cap window.
+    pub limit: Option<i64>,
+    /// Limit minus the window's restricted and held units.
+    pub headroom: Option<i64>,
+    /// ok, breach, uncapped or forbidden.
+    pub status: Status,
+    /// Restricted revenue net of returns, exact.
+    pub restricted_revenue: Usd,
+    /// Remittance due, rounded to the cent (SPEC §3.7).
+    pub remittance_due: Usd,
+}
+
+/// One lot named in the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LotFigures {
+    /// Lot.
+    pub lot_id: String,
+    /// Its chip.
+    pub chip: String,
+    /// Certificate of its latest pass (or latest result).
+    pub certificate_id: String,
+    /// The lab.
+    pub lab: String,
+    /// Capacity at the period's end (0 if never passed).
+    pub units_approved: i64,
+    /// Net restricted units shipped through the period's last day.
+    pub units_shipped: i64,
+}
+
+/// A row recorded with `--accept-violations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The row.
+    pub record_id: String,
+    /// Rules it broke.
+    pub rules: Vec<String>,
+    /// Why it was recorded.
+    pub reason: String,
+}
+
+/// An import batch that inserted entries dated in the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFigures {
+    /// File name as given.
+    pub file: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// Data rows.
+    pub rows: i64,
+    /// First entry it inserted.
+    pub entries_from: i64,
+    /// Last entry it inserted.
+    pub entries_to: i64,
+}
+
+/// A period report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The period.
+    pub period: Period,
+    /// Whether it is closed.
+    pub closed: bool,
+    /// The ledger clock used.
+    pub as_of: NaiveDate,
+    /// The chain head the report was computed at.
+    pub head: ChainHead,
+    /// Per chip.
+    pub chips: Vec<ChipFigures>,
+    /// Sum of the chips' remittance due.
+    pub due: Usd,
+    /// Payments recorded for the period.
+    pub paid: Usd,
+    /// Lots named in the period.
+    pub lots: Vec<LotFigures>,
+    /// Rows recorded with accepted violations.
+    pub violations: Vec<Violation>,
+    /// Import batches with entries dated in the period.
+    pub imports: Vec<ImportFigures>,
+}
+
+/// Money with at least two decimals (amounts owed and paid).
+pub fn cents_text(amount: Usd) -> String {
+    if amount.e4 % 100 == 0 {
+        amount.to_cents_string()
+    } else {
+        amount.to_string()
+    }
+}
+
+/// Money with thousands separators and at least two decimals, for people.
+pub fn grouped(amount: Usd) -> String {
+    let text = cents_text(amount);
+    let (sign, rest) = text
+        .strip_prefix('-')
+        .map_or(("", text.as_str()), |r| ("-", r));
+    let (whole, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut out = String::new();
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if fraction.is_empty() {
+        format!("{sign}{out}")
+    } else {
+        format!("{sign}{out}.{fraction}")
+    }
+}
+
+fn day(date: NaiveDate) -> String {
+    format_date(date)
+}
+
+/// Computes the report of `period` as the ledger stands in `conn`, on the
+/// ledger clock `as_of`.
+pub fn compute(
+    conn: &Connection,
+    settings: &Settings,
+    period: Period,
+    as_of: NaiveDate,
+) -> Result<Report> {
+    let closed_set = closed_periods(conn, settings)?;
+    let closed = closed_set.contains(&period);
+    let (first, last) = (period.first_day(), period.last_day());
+    let version_day = last.min(as_of);
+    let period_id = period.to_string();
+
+    // Which chips: a version in force during the period, or any activity.
+    let mut chips: BTreeSet<String> = BTreeSet::new();
+    for version in policy::all_versions(conn)? {
+        if version.effective_from <= last {
+            chips.insert(version.chip);
+        }
+    }
+    let mut units_by_chip: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT chip, sum(us_net_units), sum(restricted_net_units), count(*) FROM derived_daily_units \
+             WHERE day BETWEEN ?1 AND ?2 GROUP BY chip",
+        )?;
+        let rows = statement.query_map((day(first), day(last)), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (chip, us, restricted) = row?;
+            chips.insert(chip.clone());
+            units_by_chip.insert(chip, (us, restricted));
+        }
+    }
+    let mut revenue_by_chip: BTreeMap<String, Vec<(Ratio, i128)>> = BTreeMap::new();
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT chip, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue WHERE period = ?1",
+        )?;
+        let rows = statement.query_map([&period_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (chip, rate, sales, returns) = row?;
+            let rate = Ratio::parse(&rate).map_err(Error::Integrity)?;
+            let net = parse_e4(&sales)?
+                .checked_sub(parse_e4(&returns)?)
+                .ok_or_else(|| Error::Integrity("revenue out of range".to_string()))?;
+            chips.insert(chip.clone());
+            revenue_by_chip.entry(chip).or_default().push((rate, net));
+        }
+    }
+    let holds = if closed {
+        Vec::new()
+    } else {
+        active_holds_planned(conn, as_of, first, last)?
+    };
+    for (chip, _, _, _) in &holds {
+        chips.insert(chip.clone());
+    }
+
+    let mut figures = Vec::new();
+    let mut due = Usd::ZERO;
+    for chip in chips {
+        let versions = policy::versions_of(conn, &chip)?;
+        let chip_policy = ChipPolicy { versions };
+        let (us_units, restricted_units) = units_by_chip.get(&chip).copied().unwrap_or((0, 0));
+        let reserved_units: i64 = holds
+            .iter()
+            .filter(|(hold_chip, _, _, _)| *hold_chip == chip)
+            .map(|(_, _, remaining, _)| remaining)
+            .sum();
+        let parts = revenue_by_chip.get(&chip).cloned().unwrap_or_default();
+        let restricted_revenue = Usd::from_e4(parts.iter().map(|(_, net)| net).sum());
+        let remittance_due = remittance_cents(&parts)
+            .ok_or_else(|| Error::Integrity(format!("remittance of {chip} out of range")))?;
+        due = due
+            .checked_add(remittance_due)
+            .ok_or_else(|| Error::Integrity("remittance total out of range".to_string()))?;
+        let version = chip_policy.in_force(version_day);
+        let mut row = ChipFigures {
+            chip: chip.clone(),
+            us_units,
+            restricted_units,
+            reserved_units,
+            cap_ratio: None,
+            cap_window: None,
+            limit: None,
+            headroom: None,
+            status: Status::Forbidden,
+            restricted_revenue,
+            remittance_due,
+        };
+        match version {
+            Some(v) if v.restricted_allowed => {
+                match chip_policy.cap_on(version_day, settings.period_kind) {
+                    Some((cap, window)) => {
+                        let (window_us, window_restricted) = window_units(conn, &chip, window)?;
+                        let window_held: i64 = if closed {
+                            0
+                        } else {
+                            active_holds_planned(conn, as_of, window.start, window.end)?
+                                .iter()
+                                .filter(|(hold_chip, planned, _, _)| {
+                                    *hold_chip == chip
+                                        && !closed_set
+                                            .contains(&Period::of(settings.period_kind, *planned))
+                                })
+                                .map(|(_, _, remaining, _)| remaining)
+                                .sum()
+                        };
+                        let limit = cap_limit(cap.cap_ratio, window_us);
+                        row.cap_ratio = Some(cap.cap_ratio);
+                        row.cap_window = Some(cap.cap_window);
+                        row.limit = Some(limit);
+                        row.headroom = Some(limit - window_restricted - window_held);
+                        row.status = if window_restricted > limit {
+                            Status::Breach
+                        } else {
+                            Status::Ok
+                        };
+                    }
+                    None => row.status = Status::Uncapped,
+                }
+            }
+            _ => row.status = Status::Forbidden,
+        }
+        figures.push(row);
+    }
+
+    let paid: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(amount_usd_e4), 0) FROM remittance_payment WHERE period = ?1",
+        )?
+        .query_row([&period_id], |row| row.get(0))?;
+
+    Ok(Report {
+        period,
+        closed,
+        as_of,
+        head: read_head(conn)?,
+        chips: figures,
+        due,
+        paid: Usd::from_e4(paid as i128),
+        lots: lot_figures(conn, period, &holds)?,
+        violations: violations(conn, first, last)?,
+        imports: imports(conn, &period_id)?,
+    })
+}
+
+fn window_units(conn: &Connection, chip: &str, window: Window) -> Result<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(sum(us_net_units), 0), coalesce(sum(restricted_net_units), 0) \
+             FROM derived_daily_units WHERE chip = ?1 AND day BETWEEN ?2 AND ?3",
+        )?
+        .query_row((chip, day(window.start), day(window.end)), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?)
+}
+
+/// An active hold as the report counts it: (chip, planned date, remaining
+/// units, lot).
+type PlannedHold = (String, NaiveDate, i64, Option<String>);
+
+/// Active holds (on `as_of`) planned between `from` and `to`.
+fn active_holds_planned(
+    conn: &Connection,
+    as_of: NaiveDate,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<PlannedHold>> {
+    let rows: Vec<(String, String, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT h.chip, h.planned_date, \
+                    max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), 0), \
+                    h.lot_id \
+             FROM hold AS h WHERE h.planned_date BETWEEN ?2 AND ?3 AND h.expires_on > ?1 \
+               AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)",
+        )?
+        .query_map((day(as_of), day(from), day(to)), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .filter(|row| row.2 > 0)
+        .map(|(chip, planned, remaining, lot)| {
+            Ok((
+                chip,
+                parse_date(&planned).map_err(Error::Integrity)?,
+                remaining,
+                lot,
+            ))
+        })
+        .collect()
+}
+
+fn lot_figures(
+    conn: &Connection,
+    period: Period,
+    holds: &[PlannedHold],
+) -> Result<Vec<LotFigures>> {
+    let period_id = period.to_string();
+    let mut named: BTreeSet<String> = conn
+        .prepare_cached("SELECT lot_id FROM derived_lot_units WHERE period = ?1")?
+        .query_map([&period_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Holds dated in the period name lots too (any hold, active or not).
+    let hold_lots: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT lot_id FROM hold WHERE lot_id IS NOT NULL AND planned_date BETWEEN ?1 AND ?2")?
+        .query_map((day(period.first_day()), day(period.last_day())), |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    named.extend(hold_lots);
+    named.extend(holds.iter().filter_map(|hold| hold.3.clone()));
+    let mut figures = Vec::new();
+    for lot_id in named {
+        let events = lots::events_of(conn, &lot_id)?;
+        let state = lots::state_from_events(&events, period.last_day());
+        let reference = events
+            .iter()
+            .filter(|e| e.effective_date <= period.last_day() && e.result == LabResult::Pass)
+            .max_by_key(|e| e.effective_date)
+            .or_else(|| {
+                events
+                    .iter()
+                    .filter(|e| e.effective_date <= period.last_day())
+                    .max_by_key(|e| e.effective_date)
+            })
+            .or(events.first());
+        let shipped: i64 = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(shipped_net_units), 0) FROM derived_lot_units WHERE lot_id = ?1 AND period <= ?2",
+            )?
+            .query_row((&lot_id, &period_id), |row| row.get(0))?;
+        figures.push(LotFigures {
+            chip: state.as_ref().map_or_else(String::new, |s| s.chip.clone()),
+            certificate_id: reference.map_or_else(String::new, |e| e.certificate_id.clone()),
+            lab: reference.map_or_else(String::new, |e| e.lab.clone()),
+            units_approved: state.map_or(0, |s| s.capacity_units),
+            units_shipped: shipped,
+            lot_id,
+        });
+    }
+    Ok(figures)
+}
+
+fn violations(conn: &Connection, first: NaiveDate, last: NaiveDate) -> Result<Vec<Violation>> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT record_id, accepted_rules, accepted_reason FROM sale \
+             WHERE accepted_rules IS NOT NULL AND sale_date BETWEEN ?1 AND ?2 ORDER BY seq",
+        )?
+        .query_map((day(first), day(last)), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(record_id, rules, reason)| Violation {
+            record_id,
+            rules: rules.split(',').map(str::to_string).collect(),
+            reason,
+        })
+        .collect())
+}
+
+fn imports(conn: &Connection, period_id: &str) -> Result<Vec<ImportFigures>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT b.file_name, b.file_sha256, b.row_count, b.entries_from, b.entries_to \
+             FROM derived_batch_periods AS d JOIN import_batch AS b ON b.seq = d.batch_seq \
+             WHERE d.period = ?1 ORDER BY b.seq",
+        )?
+        .query_map([period_id], |row| {
+            Ok(ImportFigures {
+                file: row.get(0)?,
+                sha256: row.get(1)?,
+                rows: row.get(2)?,
+                entries_from: row.get(3)?,
+                entries_to: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+impl Report {
+    fn chips_json(&self) -> Vec<serde_json::Value> {
+        self.chips
+            .iter()
+            .map(|c| {
+                json!({
+                    "chip": c.chip,
+                    "us_units": c.us_units,
+                    "restricted_units": c.restricted_units,
+                    "reserved_units": c.reserved_units,
+                    "cap_ratio": c.cap_ratio.map(|r| r.to_string()),
+                    "cap_window": c.cap_window.map(|w| w.name()),
+                    "limit": c.limit,
+                    "headroom": c.headroom,
+                    "status": c.status.name(),
+                    "restricted_revenue_usd": c.restricted_revenue.to_string(),
+                    "remittance_due_usd": c.remittance_due.to_cents_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn lots_json(&self) -> Vec<serde_json::Value> {
+        self.lots
+            .iter()
+            .map(|l| {
+                json!({
+                    "lot_id": l.lot_id, "chip": l.chip, "certificate_id": l.certificate_id, "lab": l.lab,
+                    "units_approved": l.units_approved, "units_shipped": l.units_shipped,
+                })
+            })
+            .collect()
+    }
+
+    fn violations_json(&self) -> Vec<serde_json::Value> {
+        self.violations
+            .iter()
+            .map(|v| json!({"record_id": v.record_id, "rules": v.rules, "reason": v.reason}))
+            .collect()
+    }
+
+    fn imports_json(&self) -> Vec<serde_json::Value> {
+        self.imports
+            .iter()
+            .map(|i| {
+                json!({"file": i.file, "sha256": i.sha256, "rows": i.rows,
+                       "entries_from": i.entries_from, "entries_to": i.entries_to})
+            })
+            .collect()
+    }
+
+    /// Outstanding = due − paid (negative when overpaid).
+    pub fn outstanding(&self) -> Usd {
+        self.due.checked_sub(self.paid).expect("within range")
+    }
+
+    /// The SPEC §5 report JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "period": self.period.to_string(),
+            "closed": self.closed,
+            "as_of": format_date(self.as_of),
+            "ledger": {"entries": self.head.entries, "head": self.head.hash_hex()},
+            "chips": self.chips_json(),
+            "remittance": {
+                "due_usd": self.due.to_cents_string(),
+                "paid_usd": self.paid.to_string(),
+                "outstanding_usd": cents_text(self.outstanding()),
+            },
+            "lots": self.lots_json(),
+            "violations": self.violations_json(),
+            "imports": self.imports_json(),
+        })
+    }
+
+    /// The figures `close` seals and `verify` recomputes: everything but
+    /// the clock, the chain head, the closed flag and the payments (which
+    /// may still be recorded after the close).
+    pub fn sealed_json(&self) -> String {
+        serde_json::to_string(&json!({
+            "period": self.period.to_string(),
+            "chips": self.chips_json(),
+            "due_usd": self.due.to_cents_string(),
+            "lots": self.lots_json(),
+            "violations": self.violations_json(),
+            "imports": self.imports_json(),
+        }))
+        .expect("JSON values serialise")
+    }
+
+    /// One CSV row per chip, for spreadsheets.
+    pub fn to_csv(&self) -> String {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer
+            .write_record([
+                "period",
+                "chip",
+                "us_units",
+                "restricted_units",
+                "reserved_units",
+                "cap_ratio",
+                "cap_window",
+                "limit",
+                "headroom",
+                "status",
+                "restricted_revenue_usd",
+                "remittance_due_usd",
+            ])
+            .expect("in memory");
+        let optional = |value: Option<i64>| value.map_or_else(String::new, |v| v.to_string());
+        for c in &self.chips {
+            writer
+                .write_record([
+                    self.period.to_string(),
+                    c.chip.clone(),
+                    c.us_units.to_string(),
+                    c.restricted_units.to_string(),
+                    c.reserved_units.to_string(),
+                    c.cap_ratio.map_or_else(String::new, |r| r.to_string()),
+                    c.cap_window
+                        .map_or_else(String::new, |w| w.name().to_string()),
+                    optional(c.limit),
+                    optional(c.headroom),
+                    c.status.name().to_string(),
+                    c.restricted_revenue.to_string(),
+                    c.remittance_due.to_cents_string(),
+                ])
+                .expect("in memory");
+        }
+        String::from_utf8(writer.into_inner().expect("in memory")).expect("UTF-8")
+    }
+
+    /// Aligned tables for people, with a totals row and the chain head.
+    pub fn to_table(&self) -> String {
+        use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+        let mut out = format!(
+            "Period {} ({}), as of {}\n",
+            self.period,
+            if self.closed { "closed" } else { "open" },
+            format_date(self.as_of)
+        );
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "chip",
+            "US units",
+            "restricted",
+            "reserved",
+            "cap",
+            "window",
+            "limit",
+            "headroom",
+            "status",
+            "restricted revenue USD",
+            "remittance due USD",
+        ]);
+        let number = |value: Option<i64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let (mut us, mut restricted, mut reserved, mut revenue) = (0i64, 0i64, 0i64, Usd::ZERO);
+        for c in &self.chips {
+            us += c.us_units;
+            restricted += c.restricted_units;
+            reserved += c.reserved_units;
+            revenue = revenue
+                .checked_add(c.restricted_revenue)
+                .expect("within range");
+            table.add_row([
+                c.chip.clone(),
+                c.us_units.to_string(),
+                c.restricted_units.to_string(),
+                c.reserved_units.to_string(),
+                c.cap_ratio
+                    .map_or_else(|| "-".to_string(), |r| r.to_string()),
+                c.cap_window
+                    .map_or_else(|| "-".to_string(), |w| w.name().to_string()),
+                number(c.limit),
+                number(c.headroom),
+                c.status.name().to_string(),
+                grouped(c.restricted_revenue),
+                grouped(c.remittance_due),
+            ]);
+        }
+        table.add_row([
+            "TOTAL".to_string(),
+            us.to_string(),
+            restricted.to_string(),
+            reserved.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            grouped(revenue),
+            grouped(self.due),
+        ]);
+        for column in [1, 2, 3, 6, 7, 9, 10] {
+            if let Some(column) = table.column_mut(column) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        out.push_str(&table.to_string());
+        out.push_str(&format!(
+            "\nRemittance: due {} USD, paid {} USD, outstanding {} USD\n",
+            grouped(self.due),
+            grouped(self.paid),
+            grouped(self.outstanding())
+        ));
+        if !self.lots.is_empty() {
+            let mut lots = Table::new();
+            lots.load_preset(UTF8_FULL_CONDENSED).set_header([
+                "lot",
+                "chip",
+                "certificate",
+                "lab",
+                "units approved",
+                "units shipped",
+            ]);
+            for l in &self.lots {
+                lots.add_row([
+                    l.lot_id.clone(),
+                    l.chip.clone(),
+                    l.certificate_id.clone(),
+                    l.lab.clone(),
+                    l.units_approved.to_string(),
+                    l.units_shipped.to_string(),
+                ]);
+            }
+            out.push_str(&format!("\nLots\n{lots}\n"));
+        }
+        if !self.violations.is_empty() {
+            out.push_str("\nRecorded violations\n");
+            for v in &self.violations {
+                out.push_str(&format!(
+                    "  {}: {} ({})\n",
+                    v.record_id,
+                    v.rules.join(","),
+                    v.reason
+                ));
+            }
+        }
+        if !self.imports.is_empty() {
+            out.push_str("\nImports\n");
+            for i in &self.imports {
+                out.push_str(&format!(
+                    "  {} ({} rows, entries {}..{}) sha256 {}\n",
+                    i.file, i.rows, i.entries_from, i.entries_to, i.sha256
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\nComputed at chain head {}:{} (compare with `qledger digest`)\n",
+            self.head.entries,
+            self.head.hash_hex()
+        ));
+        out
+    }
+}
+
+/// `qledger report`: the report of `period` on `as_of`, in one read snapshot.
+pub fn report(ledger: &Ledger, period: Period, as_of: NaiveDate) -> Result<Report> {
+    let conn = ledger.conn();
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let report = compute(conn, ledger.settings(), period, as_of);
+    conn.execute_batch("COMMIT")?;
+    report
+}
+
+/// `qledger remit`: records a payment for `period` (open or closed).
+pub fn remit(
+    ledger: &mut Ledger,
+    period: Period,
+    amount: Usd,
+    paid_on: NaiveDate,
+    reference: &str,
+    as_of: NaiveDate,
+) -> Result<()> {
+    if amount.e4 <= 0 {
+        return Err(Error::BadInput("--amount must be more than 0".to_string()));
+    }
+    if paid_on > as_of {
+        return Err(Error::BadInput(format!(
+            "--paid-on {} is after the as-of date {}",
+            format_date(paid_on),
+            format_date(as_of)
+        )));
+    }
+    let amount_e4 = i64::try_from(amount.e4)
+        .map_err(|_| Error::BadInput("--amount is too large".to_string()))?;
+    ledger.write(|appender| {
+        appender.append(
+            &REMITTANCE_PAYMENT,
+            &[
+                Value::Text(period.to_string()),
+                Value::Integer(amount_e4),
+                Value::Text(format_date(paid_on)),
+                Value::Text(reference.to_string()),
+                Value::Text(format_date(as_of)),
+            ],
+        )?;
+        Ok(((), true))
+    })
+}
+
+/// What `close` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The period.
+    pub period: Period,
+    /// It was closed before (nothing written).
+    pub already_closed: bool,
+    /// The chain head after the close.
+    pub head: ChainHead,
+}
+
+/// `qledger close`: seals a period that is over on `as_of`.
+pub fn close(ledger: &mut Ledger, period: Period, as_of: NaiveDate) -> Result<Closed> {
+    let settings = ledger.settings().clone();
+    ledger.write(|appender| {
+        let conn = appender.conn();
+        let recorded: Option<i64> = conn
+            .prepare_cached("SELECT seq FROM period_close WHERE period = ?1")?
+            .query_row([period.to_string()], |row| row.get(0))
+            .optional()?;
+        if recorded.is_some() {
+            return Ok((
+                Closed {
+                    period,
+                    already_closed: true,
+                    head: appender.head(),
+                },
+                false,
+            ));
+        }
+        if period.last_day() >= as_of {
+            return Err(Error::Refused(format!(
+                "period {period} is not over on {}: it can be closed from {}",
+                format_date(as_of),
+                format_date(period.last_day().succ_opt().expect("a next day"))
+            )));
+        }
+        let mut figures = compute(conn, &settings, period, as_of)?;
+        figures.closed = true;
+        let head = appender.head();
+        appender.append(
+            &PERIOD_CLOSE,
+            &[
+                Value::Text(period.to_string()),
+                Value::Text(format_date(as_of)),
+                Value::Text(figures.sealed_json()),
+                Value::Integer(head.entries),
+                Value::Text(head.hash_hex()),
+            ],
+        )?;
+        Ok((
+            Closed {
+                period,
+                already_closed: false,
+                head: appender.head(),
+            },
+            true,
+        ))
+    })
+}
+
+/// The figures of a sealed report that only entries dated in its period
+/// give, and that no later entry can change: per chip (with any) US and
+/// restricted units, restricted revenue and remittance due; the total due;
+/// the recorded violations; the import batches.
+fn intrinsic(sealed: &serde_json::Value) -> serde_json::Value {
+    let chips: Vec<serde_json::Value> = sealed["chips"]
+        .as_array()
+        .map(|chips| {
+            chips
+                .iter()
+                .map(|c| {
+                    json!({
+                        "chip": c["chip"], "us_units": c["us_units"], "restricted_units": c["restricted_units"],
+                        "restricted_revenue_usd": c["restricted_revenue_usd"],
+                        "remittance_due_usd": c["remittance_due_usd"],
+                    })
+                })
+                .filter(|c| {
+                    !(c["us_units"] == 0
+                        && c["restricted_units"] == 0
+                        && c["restricted_revenue_usd"] == "0"
+                        && c["remittance_due_usd"] == "0.00")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "period": sealed["period"], "chips": chips, "due_usd": sealed["due_usd"],
+        "violations": sealed["violations"], "imports": sealed["imports"],
+    })
+}
+
+/// Checks every sealed period (SPEC §3.8): the figures its entries give now
+/// must equal the sealed ones. Figures that reach outside the period (lot
+/// totals, cumulative windows, holds) are sealed as evidence but not
+/// compared, since entries of other, still open periods may change them.
+/// Returns the close entry and a message for the first difference.
+pub fn check_sealed(conn: &Connection, settings: &Settings) -> Result<Option<(i64, String)>> {
+    let closes: Vec<(i64, String, String, String)> = conn
+        .prepare("SELECT seq, period, closed_on, figures FROM period_close ORDER BY seq")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, period_id, closed_on, sealed) in closes {
+        let Ok(period) = Period::parse(settings.period_kind, &period_id) else {
+            return Ok(Some((
+                seq,
+                format!("close entry {seq} names '{period_id}', not a period of this ledger"),
+            )));
+        };
+        let closed_on = parse_date(&closed_on).map_err(Error::Integrity)?;
+        let Ok(sealed) = serde_json::from_str::<serde_json::Value>(&sealed) else {
+            return Ok(Some((
+                seq,
+                format!("the sealed figures of {period} (entry {seq}) are not JSON"),
+            )));
+        };
+        let now: serde_json::Value =
+            serde_json::from_str(&compute(conn, settings, period, closed_on)?.sealed_json())
+                .expect("our JSON");
+        if intrinsic(&now) != intrinsic(&sealed) {
+            return Ok(Some((
+                seq,
+                format!(
+                    "the sealed figures of {period} (entry {seq}) no longer equal what its entries give: sealed {}, now {}",
+                    intrinsic(&sealed),
+                    intrinsic(&now)
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,590 @@
+//! Periods (SPEC §3.7, §3.8, §5): remittance to the cent, the report in its
+//! three formats, remit, close and what it seals.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+const SALES: &str = "record_id,sale_date,chip,market,customer_id,units,unit_price_usd,lot_id,order_ref,kind,reverses\n";
+
+/// H200: 25% until 2026-02-14, 20% from 2026-02-15 (uncapped, no lab or
+/// approval needed, to isolate the money).
+fn ledger() -> (TempDir, PathBuf) {
+    let (dir, db) = new_ledger();
+    let policy = write_file(
+        dir.path(),
+        "p.csv",
+        "chip,effective_from,restricted_allowed,cap_ratio,cap_window,remittance_rate,lab_test_required,customer_approval_required,source\n\
+         H200,2026-01-01,true,,,0.25,false,false,a\nH200,2026-02-15,true,,,0.2,false,false,b\n\
+         CAPPED,2026-01-01,true,0.5,period,0.25,false,false,c\n",
+    );
+    assert_eq!(
+        run(&db, &["policy", "import", policy.to_str().unwrap()]).0,
+        0
+    );
+    (dir, db)
+}
+
+fn at(db: &Path, as_of: &str, args: &[&str]) -> (i32, Json, String) {
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--db")
+        .arg(db)
+        .arg("--as-of")
+        .arg(as_of)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let json = serde_json::from_str(&stdout).unwrap_or(Json::String(stdout));
+    (output.status.code().unwrap(), json, stderr)
+}
+
+fn import(dir: &TempDir, db: &Path, name: &str, rows: &str) {
+    let file = write_file(dir.path(), name, &format!("{SALES}{rows}"));
+    let (code, summary, stderr) = at(
+        db,
+        "2026-06-30",
+        &["--json", "import", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{summary} {stderr}");
+}
+
+fn report(db: &Path, as_of: &str, period: &str) -> Json {
+    let (code, json, stderr) = at(db, as_of, &["--json", "report", "--period", period]);
+    assert_eq!(code, 0, "{stderr}");
+    json
+}
+
+fn chip<'a>(report: &'a Json, name: &str) -> &'a Json {
+    report["chips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chip"] == name)
+        .unwrap()
+}
+
+#[test]
+fn remittance_to_the_cent_with_mixed_rates_and_returns_across_periods() {
+    let (dir, db) = ledger();
+    // Q1: a sale under 25% on 2026-02-10, one under 20% on 2026-02-20, and a
+    // return on 2026-02-20 of the 25% sale (at 25%, its original rate).
+    //   S1: 3 × 1234.5678 = 3703.7034 at 0.25 = 925.92585
+    //   S2: 7 × 0.0003    = 0.0021    at 0.2  = 0.00042
+    //   R1: 1 × 1234.5678 = 1234.5678 at 0.25 = 308.64195
+    //   due = round(925.92585 + 0.00042 - 308.64195, 2) = round(617.28432) = 617.28
+    //   revenue = 3703.7034 + 0.0021 - 1234.5678 = 2469.1377
+    import(&dir, &db, "q1.csv", "S1,2026-02-10,H200,CN,C,3,1234.5678,,,,\nS2,2026-02-20,H200,HK,C,7,0.0003,,,,\nR1,2026-02-20,H200,CN,C,1,,,,return,S1\n");
+    let q1 = report(&db, "2026-06-30", "2026-Q1");
+    let h200 = chip(&q1, "H200");
+    assert_eq!(h200["restricted_revenue_usd"], "2469.1377");
+    assert_eq!(h200["remittance_due_usd"], "617.28");
+    assert_eq!(h200["status"], "uncapped");
+    assert_eq!(q1["remittance"]["due_usd"], "617.28");
+    // Q2: a return of S1 (made under 25%) while 20% is in force: at 25%,
+    // and in Q2. 2 × 1234.5678 × 0.25 = 617.2839 -> -617.28.
+    import(
+        &dir,
+        &db,
+        "q2.csv",
+        "R2,2026-04-02,H200,CN,C,2,,,,return,S1\n",
+    );
+    let q2 = report(&db, "2026-06-30", "2026-Q2");
+    assert_eq!(chip(&q2, "H200")["restricted_revenue_usd"], "-2469.1356");
+    assert_eq!(chip(&q2, "H200")["remittance_due_usd"], "-617.28");
+    assert_eq!(q2["remittance"]["due_usd"], "-617.28");
+    let q1_again = report(&db, "2026-06-30", "2026-Q1");
+    assert_eq!(
+        q1_again["chips"], q1["chips"],
+        "Q1 unchanged by a Q2 return"
+    );
+    assert_eq!(q1_again["remittance"], q1["remittance"]);
+}
+
+#[test]
+fn half_cents_round_away_from_zero_both_ways() {
+    let (dir, db) = ledger();
+    // 0.02 × 0.25 = 0.005 -> 0.01 in Q1; its return in Q2 -> -0.01.
+    import(&dir, &db, "a.csv", "S1,2026-01-10,H200,CN,C,1,0.02,,,,\n");
+    assert_eq!(
+        chip(&report(&db, "2026-06-30", "2026-Q1"), "H200")["remittance_due_usd"],
+        "0.01"
+    );
+    import(
+        &dir,
+        &db,
+        "b.csv",
+        "R1,2026-04-10,H200,CN,C,1,,,,return,S1\n",
+    );
+    assert_eq!(
+        chip(&report(&db, "2026-06-30", "2026-Q2"), "H200")["remittance_due_usd"],
+        "-0.01"
+    );
+    // Rounding is of the chip's exact sum, not of each row: three sales of
+    // 0.0001 × 0.2 (20% from 2026-02-15) add 0.00006, so Q2 holds
+    // -0.005 + 0.00006 = -0.00494 -> 0.00 (rounding each row would give -0.01).
+    import(&dir, &db, "c.csv", "T1,2026-05-10,H200,CN,C,1,0.0001,,,,\nT2,2026-05-11,H200,CN,C,1,0.0001,,,,\nT3,2026-05-12,H200,CN,C,1,0.0001,,,,\n");
+    assert_eq!(
+        chip(&report(&db, "2026-06-30", "2026-Q2"), "H200")["remittance_due_usd"],
+        "0.00"
+    );
+}
+
+#[test]
+fn payments_and_outstanding_including_overpayment() {
+    let (dir, db) = ledger();
+    import(&dir, &db, "a.csv", "S1,2026-01-10,H200,CN,C,10,100,,,,\n"); // due 250.00
+    let (code, paid, _) = at(
+        &db,
+        "2026-04-10",
+        &[
+            "--json",
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "100.5",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W1",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        paid,
+        serde_json::json!({"period": "2026-Q1", "amount_usd": "100.5", "paid_on": "2026-04-09", "reference": "W1"})
+    );
+    let q1 = report(&db, "2026-04-10", "2026-Q1");
+    assert_eq!(
+        q1["remittance"],
+        serde_json::json!({"due_usd": "250.00", "paid_usd": "100.5", "outstanding_usd": "149.50"})
+    );
+    at(
+        &db,
+        "2026-04-10",
+        &[
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "200.0001",
+            "--paid-on",
+            "2026-04-10",
+            "--reference",
+            "W2",
+        ],
+    );
+    let q1 = report(&db, "2026-04-10", "2026-Q1");
+    assert_eq!(
+        q1["remittance"]["outstanding_usd"], "-50.5001",
+        "overpaid, exact"
+    );
+    for bad in [
+        vec![
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "0",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W",
+        ],
+        vec![
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "-5",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W",
+        ],
+        vec![
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "1.00001",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W",
+        ],
+        vec![
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "5",
+            "--paid-on",
+            "2026-04-11",
+            "--reference",
+            "W",
+        ],
+        vec![
+            "remit",
+            "--period",
+            "2026-03",
+            "--amount",
+            "5",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W",
+        ],
+        vec![
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "5",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            " ",
+        ],
+    ] {
+        assert_eq!(at(&db, "2026-04-10", &bad).0, 2, "{bad:?}");
+    }
+}
+
+#[test]
+fn the_report_in_three_formats() {
+    let (dir, db) = ledger();
+    // A breach recorded with --accept-violations: 600 restricted over a limit of 500.
+    let file = write_file(dir.path(), "a.csv", &format!("{SALES}U1,2026-01-05,CAPPED,US,,1000,10,,,,\nS1,2026-01-10,CAPPED,CN,C,600,1234567.5,,,,\n"));
+    let (code, _, stderr) = at(
+        &db,
+        "2026-06-30",
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--accept-violations",
+            "--reason",
+            "shipped before the cap was known",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json = report(&db, "2026-06-30", "2026-Q1");
+    assert_eq!(
+        json["violations"],
+        serde_json::json!([{"record_id": "S1", "rules": ["cap"], "reason": "shipped before the cap was known"}])
+    );
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "period",
+            "closed",
+            "as_of",
+            "ledger",
+            "chips",
+            "remittance",
+            "lots",
+            "violations",
+            "imports"
+        ]
+    );
+    let capped = chip(&json, "CAPPED");
+    assert_eq!(
+        capped,
+        &serde_json::json!({"chip": "CAPPED", "us_units": 1000, "restricted_units": 600, "reserved_units": 0,
+            "cap_ratio": "0.5", "cap_window": "period", "limit": 500, "headroom": -100, "status": "breach",
+            "restricted_revenue_usd": "740740500", "remittance_due_usd": "185185125.00"})
+    );
+    assert_eq!(
+        json["ledger"]["entries"].as_i64().unwrap().to_string()
+            + ":"
+            + json["ledger"]["head"].as_str().unwrap(),
+        digest(&db)
+    );
+    assert_eq!(json["imports"][0]["rows"], 2);
+    let (code, table, _) = at(&db, "2026-06-30", &["report", "--period", "2026-Q1"]);
+    assert_eq!(code, 0);
+    let table = table.as_str().unwrap().to_string();
+    assert!(
+        table.contains("740,740,500.00") && table.contains("185,185,125.00"),
+        "{table}"
+    );
+    assert!(
+        table.contains("TOTAL") && table.contains("breach"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&digest(&db)),
+        "the chain head is printed: {table}"
+    );
+    let (code, csv, _) = at(
+        &db,
+        "2026-06-30",
+        &["report", "--period", "2026-Q1", "--format", "csv"],
+    );
+    assert_eq!(code, 0);
+    let csv = csv.as_str().unwrap().to_string();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "period,chip,us_units,restricted_units,reserved_units,cap_ratio,cap_window,limit,headroom,status,restricted_revenue_usd,remittance_due_usd");
+    assert!(
+        csv.contains("2026-Q1,CAPPED,1000,600,0,0.5,period,500,-100,breach,740740500,185185125.00"),
+        "{csv}"
+    );
+    assert_eq!(
+        at(
+            &db,
+            "2026-06-30",
+            &["--json", "report", "--period", "2026-Q1", "--format", "csv"]
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        at(
+            &db,
+            "2026-06-30",
+            &["report", "--period", "2026-Q1", "--format", "xml"]
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        at(&db, "2026-06-30", &["report", "--period", "2026-13"]).0,
+        2
+    );
+}
+
+#[test]
+fn close_is_refused_until_the_period_is_over_then_seals_it() {
+    let (dir, db) = ledger();
+    import(
+        &dir,
+        &db,
+        "a.csv",
+        "U1,2026-03-05,CAPPED,US,,1000,10,,,,\nS1,2026-03-10,H200,CN,C,1,10,,,,\n",
+    );
+    let (code, _, stderr) = at(
+        &db,
+        "2026-03-31",
+        &["--json", "close", "--period", "2026-Q1"],
+    );
+    assert_eq!(code, 1, "the last day is not over yet: {stderr}");
+    let (code, closed, _) = at(
+        &db,
+        "2026-04-01",
+        &["--json", "close", "--period", "2026-Q1"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(closed["already_closed"], false);
+    assert_eq!(
+        format!("{}:{}", closed["entries"], closed["head"].as_str().unwrap()),
+        digest(&db)
+    );
+    let after = digest(&db);
+    let (code, again, _) = at(
+        &db,
+        "2026-04-02",
+        &["--json", "close", "--period", "2026-Q1"],
+    );
+    assert_eq!((code, again["already_closed"].as_bool()), (0, Some(true)));
+    assert_eq!(
+        digest(&db),
+        after,
+        "closing a closed period changes nothing"
+    );
+    assert_eq!(report(&db, "2026-04-02", "2026-Q1")["closed"], true);
+    // Afterwards: sales, returns and holds dated in it are refused (closed).
+    let file = write_file(
+        dir.path(),
+        "late.csv",
+        &format!(
+            "{SALES}U2,2026-03-31,CAPPED,US,,1,10,,,,\nR1,2026-03-31,H200,CN,C,1,,,,return,S1\n"
+        ),
+    );
+    let (code, summary, stderr) = at(
+        &db,
+        "2026-04-02",
+        &["--json", "import", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        summary["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["rule"] == "closed"),
+        "{summary}"
+    );
+    assert!(stderr.contains("period 2026-Q1 is closed"));
+    let (code, answer, _) = at(
+        &db,
+        "2026-02-01",
+        &[
+            "--json",
+            "check",
+            "--chip",
+            "CAPPED",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-03-30",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(answer["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["rule"] == "closed"));
+    // A re-import of the recorded rows is still a no-op.
+    let file = write_file(
+        dir.path(),
+        "again.csv",
+        &format!("{SALES}U1,2026-03-05,CAPPED,US,,1000,10,,,,\n"),
+    );
+    let (code, summary, _) = at(
+        &db,
+        "2026-04-02",
+        &["--json", "import", file.to_str().unwrap()],
+    );
+    assert_eq!((code, summary["duplicates"].as_i64()), (0, Some(1)));
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn closing_ends_the_periods_holds() {
+    let (dir, db) = ledger();
+    import(&dir, &db, "a.csv", "U1,2026-03-05,CAPPED,US,,1000,10,,,,\n");
+    let (code, _, stderr) = at(
+        &db,
+        "2026-03-20",
+        &[
+            "reserve",
+            "--order",
+            "PO-1",
+            "--chip",
+            "CAPPED",
+            "--market",
+            "CN",
+            "--units",
+            "10",
+            "--date",
+            "2026-03-30",
+            "--ttl-days",
+            "60",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        chip(&report(&db, "2026-03-25", "2026-Q1"), "CAPPED")["reserved_units"],
+        10
+    );
+    at(&db, "2026-04-01", &["close", "--period", "2026-Q1"]);
+    assert_eq!(
+        chip(&report(&db, "2026-04-01", "2026-Q1"), "CAPPED")["reserved_units"],
+        0
+    );
+    let (code, released, _) = at(&db, "2026-04-01", &["--json", "release", "--order", "PO-1"]);
+    assert_eq!((code, released["already_ended"].as_bool()), (0, Some(true)));
+}
+
+fn rehash(conn: &rusqlite::Connection) {
+    let tables = quotaledger::entry::ALL_KINDS.iter().map(|k| k.table);
+    let mut rows: Vec<(i64, String, Vec<u8>)> = Vec::new();
+    for table in tables {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let count = statement.column_count();
+        let mut cursor = statement.query([]).unwrap();
+        while let Some(row) = cursor.next().unwrap() {
+            let net = |b: &[u8]| {
+                [
+                    format!("{}:", b.len()).into_bytes(),
+                    b.to_vec(),
+                    b",".to_vec(),
+                ]
+                .concat()
+            };
+            let seq: i64 = row.get(0).unwrap();
+            let mut bytes = net(seq.to_string().as_bytes());
+            bytes.extend(net(table.as_bytes()));
+            for index in 1..count - 1 {
+                match row.get::<_, Value>(index).unwrap() {
+                    Value::Null => bytes.extend_from_slice(b"~,"),
+                    Value::Integer(n) => bytes.extend(net(n.to_string().as_bytes())),
+                    Value::Text(t) => bytes.extend(net(t.as_bytes())),
+                    other => panic!("{other:?}"),
+                }
+            }
+            rows.push((seq, table.to_string(), bytes));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut previous = [0u8; 32];
+    for (seq, table, bytes) in rows {
+        let mut hasher = Sha256::new();
+        hasher.update(previous);
+        hasher.update(&bytes);
+        previous = hasher.finalize().into();
+        conn.execute(
+            &format!("UPDATE {table} SET hash = ?1 WHERE seq = ?2"),
+            rusqlite::params![previous.to_vec(), seq],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn verify_checks_sealed_figures_against_a_consistent_forgery() {
+    let (dir, db) = ledger();
+    import(&dir, &db, "a.csv", "S1,2026-03-10,H200,CN,C,10,100,,,,\n");
+    at(&db, "2026-04-01", &["close", "--period", "2026-Q1"]);
+    for (name, forgery) in [
+        // Raise the sealed due; rewrite every hash so the chain checks out.
+        ("sealed figures", "UPDATE period_close SET figures = replace(figures, '\"due_usd\":\"200.00\"', '\"due_usd\":\"20.00\"')"),
+        // Lower a sale's price and its derived revenue consistently.
+        ("sale price", "UPDATE sale SET unit_price_usd_e4 = 10000 WHERE record_id = 'S1'; \
+                        UPDATE derived_period_revenue SET sales_usd_e4 = '100000' WHERE chip = 'H200'"),
+    ] {
+        let forged = dir.path().join("forged.sqlite");
+        let _ = std::fs::remove_file(&forged);
+        std::fs::copy(&db, &forged).unwrap();
+        let conn = rusqlite::Connection::open(&forged).unwrap();
+        for trigger in conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").unwrap()
+            .query_map([], |r| r.get::<_, String>(0)).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+        {
+            conn.execute(&format!("DROP TRIGGER {trigger}"), []).unwrap();
+        }
+        let state = |conn: &rusqlite::Connection| -> String {
+            conn.query_row(
+                "SELECT (SELECT figures FROM period_close) || (SELECT unit_price_usd_e4 FROM sale WHERE record_id = 'S1')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let before = state(&conn);
+        conn.execute_batch(forgery).unwrap();
+        assert_ne!(state(&conn), before, "{name}: the forgery changed something");
+        rehash(&conn);
+        drop(conn);
+        let (code, report, _) = at(&forged, "2026-04-02", &["--json", "verify"]);
+        assert_eq!(code, 3, "{name}: {report}");
+        assert!(report["message"].as_str().unwrap().contains("sealed figures of 2026-Q1"), "{name}: {report}");
+    }
+}
