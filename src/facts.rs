@@ -148,18 +148,26 @@ impl<'conn> LedgerFacts<'conn> {
                 let shipped = self.shipped_of(lot_id)?;
                 self.lot_shipped
                     .insert(lot_id.to_string(), shipped + signed_units);
-                *self
-                    .deltas
-                    .lots
-                    .entry((lot_id.to_string(), period))
-                    .or_default() += signed_units;
+                // Look up by &str; allocate a key only for a new lot.
+                if !self.deltas.lots.contains_key(lot_id) {
+                    self.deltas.lots.insert(lot_id.to_string(), BTreeMap::new());
+                }
+                let periods = self.deltas.lots.get_mut(lot_id).expect("inserted above");
+                *periods.entry(period).or_default() += signed_units;
             }
             // amount = units × unit price, at the rate of the sale's date.
             let (rate, amount) = revenue.expect("restricted rows carry their revenue");
+            if !self.deltas.revenue.contains_key(chip) {
+                self.deltas
+                    .revenue
+                    .insert(chip.to_string(), BTreeMap::new());
+            }
             let sums = self
                 .deltas
                 .revenue
-                .entry((chip.to_string(), period, rate.to_string()))
+                .get_mut(chip)
+                .expect("inserted above")
+                .entry((period, rate))
                 .or_default();
             if signed_units >= 0 {
                 sums.0 = sums.0.checked_add(amount).ok_or_else(overflow)?;
@@ -226,10 +234,10 @@ fn overflow() -> Error {
 pub struct Deltas {
     /// chip -> day -> net units by group.
     days: HashMap<String, BTreeMap<NaiveDate, DayUnits>>,
-    /// (lot, period) -> net restricted units shipped.
-    lots: HashMap<(String, Period), i64>,
-    /// (chip, period, rate) -> (restricted sales, restricted returns).
-    revenue: HashMap<(String, Period, String), (Usd, Usd)>,
+    /// Lot -> period -> net restricted units shipped.
+    lots: HashMap<String, BTreeMap<Period, i64>>,
+    /// Chip -> (period, rate) -> (restricted sales, restricted returns).
+    revenue: HashMap<String, BTreeMap<(Period, Ratio), (Usd, Usd)>>,
     /// Periods of the rows applied.
     periods: BTreeSet<Period>,
 }
@@ -264,11 +272,21 @@ impl Deltas {
         )?;
         let mut deltas: Vec<_> = self.lots.into_iter().collect();
         deltas.sort();
-        for ((lot_id, period), units) in deltas {
-            lots.execute((lot_id, period.to_string(), units))?;
+        for (lot_id, periods) in deltas {
+            for (period, units) in periods {
+                lots.execute((&lot_id, period.to_string(), units))?;
+            }
         }
         // Exact sums beyond 64 bits: read, add in Rust, write back.
-        let mut revenue: Vec<_> = self.revenue.into_iter().collect();
+        let mut revenue: Vec<((String, Period, String), (Usd, Usd))> = self
+            .revenue
+            .into_iter()
+            .flat_map(|(chip, sums)| {
+                sums.into_iter().map(move |((period, rate), sums)| {
+                    ((chip.clone(), period, rate.to_string()), sums)
+                })
+            })
+            .collect();
         revenue.sort_by(|a, b| a.0.cmp(&b.0));
         for ((chip, period, rate), (sales, returns)) in revenue {
             let period = period.to_string();

@@ -9,6 +9,7 @@
 use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
 use crate::error::{Error, Result};
 use crate::ledger::{open_connection, read_head, ChainHead};
+use crate::money::Ratio;
 use crate::period::{Period, PeriodKind};
 use crate::rules::ChipPolicy;
 use fallible_streaming_iterator::FallibleStreamingIterator;
@@ -79,11 +80,11 @@ impl Context {
         })
     }
 
-    fn rate_on(&self, chip: &str, date: chrono::NaiveDate) -> String {
+    fn rate_on(&self, chip: &str, date: chrono::NaiveDate) -> Ratio {
         self.policies
             .get(chip)
             .and_then(|policy| policy.in_force(date))
-            .map_or_else(|| "0".to_string(), |v| v.remittance_rate.to_string())
+            .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate)
     }
 
     fn batch_of(&self, seq: i64) -> Option<i64> {
@@ -100,17 +101,19 @@ impl Context {
 #[derive(Debug, Default)]
 struct DerivedFromEntries {
     daily: HashMap<String, HashMap<String, [i64; 3]>>,
-    /// (lot, period) -> net restricted units.
-    lots: HashMap<(String, String), i64>,
-    /// (chip, period, rate) -> (sales, returns) in ten-thousandths of a dollar.
-    revenue: HashMap<(String, String, String), (i128, i128)>,
+    /// Lot -> period -> net restricted units.
+    lots: HashMap<String, HashMap<Period, i64>>,
+    /// Chip -> (period, rate) -> (sales, returns) in ten-thousandths of a dollar.
+    revenue: HashMap<String, HashMap<(Period, Ratio), (i128, i128)>>,
     /// (period, batch seq).
-    batch_periods: BTreeSet<(String, i64)>,
+    batch_periods: BTreeSet<(Period, i64)>,
     /// The (chip, day) of the previous sale and its running units, not yet
     /// added to `daily`: consecutive sales mostly share them.
     pending: Option<(String, String, [i64; 3])>,
-    /// The day of the previous sale and its period id.
-    last_period: Option<(String, String)>,
+    /// The day of the previous sale and its period.
+    last_period: Option<(String, Period)>,
+    /// The (period, batch) of the previous sale, already in `batch_periods`.
+    last_batch_period: Option<(Period, i64)>,
 }
 
 fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
@@ -133,15 +136,15 @@ fn integer_of(value: ValueRef<'_>, column: &str) -> Result<i64> {
 }
 
 impl DerivedFromEntries {
-    fn period_of(&mut self, day: &str, kind: PeriodKind) -> Result<String> {
+    fn period_of(&mut self, day: &str, kind: PeriodKind) -> Result<Period> {
         if let Some((last_day, period)) = &self.last_period {
             if last_day == day {
-                return Ok(period.clone());
+                return Ok(*period);
             }
         }
         let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
-        let period = Period::of(kind, date).to_string();
-        self.last_period = Some((day.to_string(), period.clone()));
+        let period = Period::of(kind, date);
+        self.last_period = Some((day.to_string(), period));
         Ok(period)
     }
 
@@ -182,9 +185,10 @@ impl DerivedFromEntries {
             }
         }
         if let Some(batch) = context.batch_of(seq) {
-            if self.batch_periods.len() < 1_000_000 {
-                let period = self.period_of(day, context.period_kind)?;
+            let period = self.period_of(day, context.period_kind)?;
+            if self.last_batch_period != Some((period, batch)) {
                 self.batch_periods.insert((period, batch));
+                self.last_batch_period = Some((period, batch));
             }
         }
         if group != 1 {
@@ -193,9 +197,14 @@ impl DerivedFromEntries {
         let period = self.period_of(day, context.period_kind)?;
         if let ValueRef::Text(lot) = values[8] {
             let lot = text_of(ValueRef::Text(lot), "lot_id")?;
+            if !self.lots.contains_key(lot) {
+                self.lots.insert(lot.to_string(), HashMap::new());
+            }
             *self
                 .lots
-                .entry((lot.to_string(), period.clone()))
+                .get_mut(lot)
+                .expect("inserted above")
+                .entry(period)
                 .or_default() += signed;
         }
         // Revenue at the rate in force on the original sale's date.
@@ -212,9 +221,14 @@ impl DerivedFromEntries {
         };
         let rate = context.rate_on(chip, sale_date);
         let amount = i128::from(units) * i128::from(integer_of(values[7], "unit_price_usd_e4")?);
+        if !self.revenue.contains_key(chip) {
+            self.revenue.insert(chip.to_string(), HashMap::new());
+        }
         let sums = self
             .revenue
-            .entry((chip.to_string(), period, rate))
+            .get_mut(chip)
+            .expect("inserted above")
+            .entry((period, rate))
             .or_default();
         if is_return {
             sums.1 += amount;
@@ -245,13 +259,19 @@ impl DerivedFromEntries {
                 }
             }
         }
-        for (key, units) in other.lots {
-            *self.lots.entry(key).or_default() += units;
+        for (lot, periods) in other.lots {
+            let mine = self.lots.entry(lot).or_default();
+            for (period, units) in periods {
+                *mine.entry(period).or_default() += units;
+            }
         }
-        for (key, (sales, returns)) in other.revenue {
-            let entry = self.revenue.entry(key).or_default();
-            entry.0 += sales;
-            entry.1 += returns;
+        for (chip, sums) in other.revenue {
+            let mine = self.revenue.entry(chip).or_default();
+            for (key, (sales, returns)) in sums {
+                let entry = mine.entry(key).or_default();
+                entry.0 += sales;
+                entry.1 += returns;
+            }
         }
         self.batch_periods.extend(other.batch_periods);
     }
@@ -288,7 +308,16 @@ impl DerivedFromEntries {
         while let Some(row) = rows.next()? {
             stored_lots.insert((row.get(0)?, row.get(1)?), row.get(2)?);
         }
-        if let Some(message) = first_difference("derived_lot_units", &stored_lots, &self.lots) {
+        let computed_lots: HashMap<(String, String), i64> = self
+            .lots
+            .iter()
+            .flat_map(|(lot, periods)| {
+                periods
+                    .iter()
+                    .map(move |(p, units)| ((lot.clone(), p.to_string()), *units))
+            })
+            .collect();
+        if let Some(message) = first_difference("derived_lot_units", &stored_lots, &computed_lots) {
             return Ok(Some(message));
         }
         let mut stored_revenue: HashMap<(String, String, String), (i128, i128)> = HashMap::new();
@@ -301,8 +330,17 @@ impl DerivedFromEntries {
             let returns = crate::facts::parse_e4(&row.get::<_, String>(4)?)?;
             stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
         }
+        let computed_revenue: HashMap<(String, String, String), (i128, i128)> = self
+            .revenue
+            .iter()
+            .flat_map(|(chip, sums)| {
+                sums.iter().map(move |((p, rate), sums)| {
+                    ((chip.clone(), p.to_string(), rate.to_string()), *sums)
+                })
+            })
+            .collect();
         if let Some(message) =
-            first_difference("derived_period_revenue", &stored_revenue, &self.revenue)
+            first_difference("derived_period_revenue", &stored_revenue, &computed_revenue)
         {
             return Ok(Some(message));
         }
@@ -310,9 +348,14 @@ impl DerivedFromEntries {
             .prepare("SELECT period, batch_seq FROM derived_batch_periods")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        if stored_batches != self.batch_periods {
+        let computed_batches: BTreeSet<(String, i64)> = self
+            .batch_periods
+            .iter()
+            .map(|(p, batch)| (p.to_string(), *batch))
+            .collect();
+        if stored_batches != computed_batches {
             let difference: Vec<_> = stored_batches
-                .symmetric_difference(&self.batch_periods)
+                .symmetric_difference(&computed_batches)
                 .take(3)
                 .collect();
             return Ok(Some(format!(

@@ -1,0 +1,125 @@
+//! Period benchmark (issue 5). Run: `cargo bench --bench periods` after
+//! `cargo bench --bench import` (which builds the 10M-entry ledger;
+//! QLEDGER_BENCH_LEDGER overrides its path). The ledger is copied first.
+//!
+//! 1. `qledger report` (JSON) on the ledger, through the CLI and in-process,
+//!    next to `sqlite3 LEDGER 'select 1 ...'` measured in the same run.
+//! 2. `qledger close` of 2026-Q1, which holds all of its millions of sales.
+
+use quotaledger::ledger::Ledger;
+use quotaledger::period::{parse_date, Period, PeriodKind};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+    samples.sort();
+    let index = ((samples.len() as f64 * fraction).ceil() as usize).clamp(1, samples.len()) - 1;
+    samples[index]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let source = PathBuf::from(
+        std::env::var("QLEDGER_BENCH_LEDGER").unwrap_or_else(|_| "target/bench/big.sqlite".into()),
+    );
+    assert!(
+        source.exists(),
+        "{} is missing: run cargo bench --bench import first",
+        source.display()
+    );
+    let db = source.with_file_name("periods.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::copy(&source, &db).expect("copy the ledger");
+    let qledger = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_qledger"));
+        command
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    let entries = Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .arg("--db")
+        .arg(&db)
+        .arg("digest")
+        .output()
+        .unwrap();
+    println!(
+        "period benchmark on {} entries",
+        String::from_utf8_lossy(&entries.stdout)
+            .trim()
+            .split(':')
+            .next()
+            .unwrap_or("?")
+    );
+
+    let (mut cli, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let started = Instant::now();
+        assert!(qledger(&[
+            "--as-of",
+            "2026-06-30",
+            "--json",
+            "report",
+            "--period",
+            "2026-Q1"
+        ])
+        .status()
+        .unwrap()
+        .success());
+        cli.push(started.elapsed());
+        let started = Instant::now();
+        assert!(Command::new("sqlite3")
+            .arg(&db)
+            .arg("select 1 from ledger_settings limit 1")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success());
+        baseline.push(started.elapsed());
+    }
+    let ledger = Ledger::open(&db).unwrap();
+    let period = Period::parse(PeriodKind::Quarter, "2026-Q1").unwrap();
+    let as_of = parse_date("2026-06-30").unwrap();
+    let mut in_process = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let report = quotaledger::report::report(&ledger, period, as_of).unwrap();
+        in_process.push(started.elapsed());
+        assert!(!report.chips.is_empty());
+    }
+    drop(ledger);
+    println!(
+        "report 2026-Q1: CLI p50 {:.1} ms p99 {:.1} ms (sqlite3 select 1: p50 {:.1} ms); in-process p50 {:.1} ms p99 {:.1} ms (goal <= 100 ms)",
+        ms(percentile(&mut cli, 0.5)),
+        ms(percentile(&mut cli, 0.99)),
+        ms(percentile(&mut baseline, 0.5)),
+        ms(percentile(&mut in_process, 0.5)),
+        ms(percentile(&mut in_process, 0.99))
+    );
+    let started = Instant::now();
+    assert!(
+        qledger(&["--as-of", "2026-04-01", "close", "--period", "2026-Q1"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    println!(
+        "close 2026-Q1 (all of the ledger's sales are in it): {:.1} ms (goal <= 1000 ms)",
+        ms(started.elapsed())
+    );
+    let started = Instant::now();
+    assert!(qledger(&["verify"]).status().unwrap().success());
+    println!(
+        "verify after the close (sealed figures included): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
