@@ -223,6 +223,12 @@ impl<'conn> LedgerFacts<'conn> {
     }
 }
 
+/// (period, rate) -> (restricted sales, restricted returns) of one chip.
+type RevenueByRate = BTreeMap<(Period, Ratio), (Usd, Usd)>;
+
+/// A derived revenue row: (chip, period, rate) and (sales, returns).
+type RevenueRow = ((String, Period, String), (Usd, Usd));
+
 fn overflow() -> Error {
     Error::BadInput(
         "the amounts exceed the ledger's arithmetic (more than 10^34 dollars)".to_string(),
@@ -237,7 +243,7 @@ pub struct Deltas {
     /// Lot -> period -> net restricted units shipped.
     lots: HashMap<String, BTreeMap<Period, i64>>,
     /// Chip -> (period, rate) -> (restricted sales, restricted returns).
-    revenue: HashMap<String, BTreeMap<(Period, Ratio), (Usd, Usd)>>,
+    revenue: HashMap<String, RevenueByRate>,
     /// Periods of the rows applied.
     periods: BTreeSet<Period>,
 }
@@ -278,7 +284,7 @@ impl Deltas {
             }
         }
         // Exact sums beyond 64 bits: read, add in Rust, write back.
-        let mut revenue: Vec<((String, Period, String), (Usd, Usd))> = self
+        let mut revenue: Vec<RevenueRow> = self
             .revenue
             .into_iter()
             .flat_map(|(chip, sums)| {

@@ -97,6 +97,12 @@ impl Context {
     }
 }
 
+/// Sales and returns, in ten-thousandths of a dollar.
+type SalesReturns = (i128, i128);
+
+/// `derived_period_revenue` as a map: (chip, period, rate) -> (sales, returns).
+type RevenueTable = HashMap<(String, String, String), SalesReturns>;
+
 /// The derived tables as the entries give them.
 #[derive(Debug, Default)]
 struct DerivedFromEntries {
@@ -104,7 +110,7 @@ struct DerivedFromEntries {
     /// Lot -> period -> net restricted units.
     lots: HashMap<String, HashMap<Period, i64>>,
     /// Chip -> (period, rate) -> (sales, returns) in ten-thousandths of a dollar.
-    revenue: HashMap<String, HashMap<(Period, Ratio), (i128, i128)>>,
+    revenue: HashMap<String, HashMap<(Period, Ratio), SalesReturns>>,
     /// (period, batch seq).
     batch_periods: BTreeSet<(Period, i64)>,
     /// The (chip, day) of the previous sale and its running units, not yet
@@ -320,7 +326,7 @@ impl DerivedFromEntries {
         if let Some(message) = first_difference("derived_lot_units", &stored_lots, &computed_lots) {
             return Ok(Some(message));
         }
-        let mut stored_revenue: HashMap<(String, String, String), (i128, i128)> = HashMap::new();
+        let mut stored_revenue: RevenueTable = HashMap::new();
         let mut statement = conn.prepare(
             "SELECT chip, period, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue",
         )?;
@@ -330,7 +336,7 @@ impl DerivedFromEntries {
             let returns = crate::facts::parse_e4(&row.get::<_, String>(4)?)?;
             stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
         }
-        let computed_revenue: HashMap<(String, String, String), (i128, i128)> = self
+        let computed_revenue: RevenueTable = self
             .revenue
             .iter()
             .flat_map(|(chip, sums)| {
