@@ -169,6 +169,51 @@ pub fn check(ledger: &Ledger, request: &Request, as_of: NaiveDate) -> Result<Ans
     answer
 }
 
+/// A long-lived order-desk handle (for a service answering many checks):
+/// it keeps what it looked up (policies, customers, lots, window figures)
+/// until the ledger changes (SQLite's `data_version`) or the clock does.
+pub struct Desk {
+    ledger: Ledger,
+    cached: Option<(i64, NaiveDate, crate::facts::FactsCache)>,
+}
+
+impl Desk {
+    /// A desk over an open ledger.
+    pub fn new(ledger: Ledger) -> Desk {
+        Desk {
+            ledger,
+            cached: None,
+        }
+    }
+
+    /// `check`, answered from the cache while nothing was committed since.
+    pub fn check(&mut self, request: &Request, as_of: NaiveDate) -> Result<Answer> {
+        let conn = self.ledger.conn();
+        conn.execute_batch("BEGIN DEFERRED")?;
+        let answer = (|| {
+            // Take the read snapshot first, then ask which version it is.
+            conn.prepare_cached("SELECT seq FROM ledger_settings LIMIT 1")?
+                .query_row([], |row| row.get::<_, i64>(0))?;
+            let version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+            let cache = match self.cached.take() {
+                Some((cached_version, cached_as_of, cache))
+                    if cached_version == version && cached_as_of == as_of =>
+                {
+                    cache
+                }
+                _ => crate::facts::FactsCache::default(),
+            };
+            let mut facts =
+                LedgerFacts::with_cache(conn, self.ledger.settings().clone(), as_of, cache)?;
+            let answer = judge(&mut facts, request, None)?;
+            self.cached = Some((version, as_of, facts.into_cache()));
+            Ok(answer)
+        })();
+        conn.execute_batch("COMMIT")?;
+        answer
+    }
+}
+
 /// `qledger reserve`: the checks of `check` and, if all pass, a hold of
 /// `request.units` for `order_ref` until `as_of + ttl_days`, in one write
 /// transaction.

@@ -79,6 +79,19 @@ pub struct LedgerFacts<'conn> {
     windows: HashMap<String, Vec<(Window, WindowUnits)>>,
 }
 
+/// What a `LedgerFacts` looked up, kept for the next one while the ledger
+/// and the clock stay as they were (see `desk::Desk`).
+#[derive(Default)]
+pub struct FactsCache {
+    closed: Option<BTreeSet<Period>>,
+    policies: HashMap<String, Rc<ChipPolicy>>,
+    customers: HashMap<String, Rc<Vec<CustomerEvent>>>,
+    lots: HashMap<String, Rc<Vec<LotEvent>>>,
+    lot_shipped: HashMap<String, i64>,
+    lot_held: HashMap<String, i64>,
+    windows: HashMap<String, Vec<(Window, WindowUnits)>>,
+}
+
 impl<'conn> LedgerFacts<'conn> {
     /// Facts as they stand in `conn`, on the ledger clock `as_of`.
     pub fn new(
@@ -86,21 +99,54 @@ impl<'conn> LedgerFacts<'conn> {
         settings: Settings,
         as_of: NaiveDate,
     ) -> Result<LedgerFacts<'conn>> {
-        let closed = closed_periods(conn, &settings)?;
+        LedgerFacts::with_cache(conn, settings, as_of, FactsCache::default())
+    }
+
+    /// Facts that start from what an earlier `LedgerFacts` looked up. The
+    /// caller guarantees the ledger (its data version) and `as_of` have not
+    /// changed since.
+    pub fn with_cache(
+        conn: &'conn Connection,
+        settings: Settings,
+        as_of: NaiveDate,
+        cache: FactsCache,
+    ) -> Result<LedgerFacts<'conn>> {
+        let closed = match cache.closed {
+            Some(closed) => closed,
+            None => closed_periods(conn, &settings)?,
+        };
         Ok(LedgerFacts {
             conn,
             settings,
             closed,
-            policies: HashMap::new(),
-            customers: HashMap::new(),
-            lots: HashMap::new(),
-            lot_shipped: HashMap::new(),
+            policies: cache.policies,
+            customers: cache.customers,
+            lots: cache.lots,
+            lot_shipped: cache.lot_shipped,
             deltas: Deltas::default(),
             as_of,
             draws: HashMap::new(),
-            lot_held: HashMap::new(),
-            windows: HashMap::new(),
+            lot_held: cache.lot_held,
+            windows: cache.windows,
         })
+    }
+
+    /// What these facts looked up, for reuse. Only for facts that applied
+    /// nothing (a check), so the cache holds the ledger as recorded.
+    pub fn into_cache(self) -> FactsCache {
+        assert!(
+            self.deltas == Deltas::default() && self.draws.is_empty(),
+            "only unmodified facts are cached"
+        );
+        FactsCache {
+            closed: Some(self.closed),
+            policies: self.policies,
+            customers: self.customers,
+            lots: self.lots,
+            lot_shipped: self.lot_shipped,
+            lot_held: self.lot_held,
+            windows: self.windows,
+        }
     }
 
     /// The connection the facts read.

@@ -590,3 +590,52 @@ fn concurrent_reservers_and_an_import_never_take_more_than_the_headroom() {
     let (code, _, stderr) = run(&db, &["verify"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn a_long_lived_desk_sees_every_commit_by_other_processes() {
+    use quotaledger::desk::{Desk, Request};
+    use quotaledger::ledger::Ledger;
+    use quotaledger::period::parse_date;
+    let (dir, db) = desk();
+    let mut desk = Desk::new(Ledger::open(&db).unwrap());
+    let request = Request {
+        chip: "H200".into(),
+        market: "CN".into(),
+        units: 10,
+        date: parse_date("2026-06-10").unwrap(),
+        customer_id: Some("C-CN".into()),
+        lot_id: Some("L-BIG".into()),
+    };
+    let as_of = parse_date("2026-06-01").unwrap();
+    let first = desk.check(&request, as_of).unwrap();
+    assert_eq!(
+        desk.check(&request, as_of).unwrap(),
+        first,
+        "cached answer, same figures"
+    );
+    // Another process reserves: the next check must see the hold.
+    let (code, _) = reserve(&db, "2026-06-01", "PO-X", "30", &[]);
+    assert_eq!(code, 0);
+    let after_reserve = desk.check(&request, as_of).unwrap();
+    assert_eq!(after_reserve.figures.units.held, 30);
+    assert_eq!(
+        after_reserve.figures.headroom(),
+        first.figures.headroom().map(|h| h - 30)
+    );
+    // Another process imports US units: the limit moves.
+    import(
+        &dir,
+        &db,
+        "2026-06-02",
+        "U9,2026-06-02,H200,US,,100,10,,,,\n",
+    );
+    assert_eq!(
+        desk.check(&request, as_of).unwrap().figures.limit,
+        Some(150)
+    );
+    // Another clock: the hold expires on 2026-06-15.
+    let later = desk
+        .check(&request, parse_date("2026-06-15").unwrap())
+        .unwrap();
+    assert_eq!(later.figures.units.held, 0);
+}
