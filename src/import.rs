@@ -206,6 +206,52 @@ fn judge_return(row: &SaleRow, sale: Option<&SaleRow>, returned: i64) -> Vec<(Ru
     refusals
 }
 
+/// Every refusal of a return: against its sale, its period's close, and
+/// for a US return the cap (SPEC §3.4–3.5). Both import paths call this.
+fn return_refusals(
+    facts: &mut LedgerFacts<'_>,
+    settings: &Settings,
+    row: &SaleRow,
+    sale: Option<&SaleRow>,
+    returned: i64,
+) -> Result<Vec<(Rule, String)>> {
+    let mut refusals = judge_return(row, sale, returned);
+    if let Some(closed) = closed_refusal(facts, settings, row.sale_date)? {
+        refusals.push(closed);
+    }
+    if refusals.is_empty() && settings.market_group(&row.market) == MarketGroup::Us {
+        if let Some(message) = rules::judge_us_return(facts, &row.chip, row.sale_date, row.units)? {
+            refusals.push((Rule::Cap, message));
+        }
+    }
+    Ok(refusals)
+}
+
+/// Fills a recorded return from its sale (price and lot) and applies it to
+/// the facts, at the rate of the sale's date. Both import paths call this.
+fn apply_return(
+    facts: &mut LedgerFacts<'_>,
+    row: &mut SaleRow,
+    sale: &SaleRow,
+    group: MarketGroup,
+) -> Result<()> {
+    row.unit_price = sale.unit_price;
+    row.lot_id = sale.lot_id.clone();
+    let earned = match group {
+        MarketGroup::Restricted => Some(revenue(facts, row, sale.sale_date)?),
+        _ => None,
+    };
+    facts.apply(Applied {
+        chip: &row.chip,
+        date: row.sale_date,
+        group,
+        signed_units: -row.units,
+        lot_id: row.lot_id.as_deref(),
+        draw: None,
+        revenue: earned,
+    })
+}
+
 fn closed_refusal(
     facts: &mut LedgerFacts<'_>,
     settings: &Settings,
@@ -671,38 +717,14 @@ impl Producer<'_> {
             };
             let already = sales::returned_units(reader, &reverses)?
                 + returned_here.get(&reverses).copied().unwrap_or(0);
-            let mut refusals = judge_return(&row, Some(&sale), already);
-            if let Some(closed) = closed_refusal(&mut facts, self.settings, row.sale_date)? {
-                refusals.push(closed);
-            }
+            let refusals = return_refusals(&mut facts, self.settings, &row, Some(&sale), already)?;
             let group = self.settings.market_group(&row.market);
-            if refusals.is_empty() && group == MarketGroup::Us {
-                if let Some(message) =
-                    rules::judge_us_return(&mut facts, &row.chip, row.sale_date, row.units)?
-                {
-                    refusals.push((Rule::Cap, message));
-                }
-            }
             let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
                 Acceptance::Clean => None,
                 Acceptance::Accepted(rules) => Some(rules),
                 Acceptance::Refused => return Ok(Produced::Fallback),
             };
-            row.unit_price = sale.unit_price;
-            row.lot_id = sale.lot_id.clone();
-            let earned = match group {
-                MarketGroup::Restricted => Some(revenue(&mut facts, &row, sale.sale_date)?),
-                _ => None,
-            };
-            facts.apply(Applied {
-                chip: &row.chip,
-                date: row.sale_date,
-                group,
-                signed_units: -row.units,
-                lot_id: row.lot_id.as_deref(),
-                draw: None,
-                revenue: earned,
-            })?;
+            apply_return(&mut facts, &mut row, &sale, group)?;
             *returned_here.entry(reverses).or_default() += row.units;
             if accepted.is_some() {
                 *summary.accepted_violations.get_or_insert(0) += 1;
@@ -1034,40 +1056,16 @@ impl Careful<'_, '_> {
         let conn = self.appender.conn();
         let sale = sales::recorded(conn, &reverses)?.map(|recorded| recorded.row);
         let returned = sales::returned_units(conn, &reverses)?;
-        let mut refusals = judge_return(&row, sale.as_ref(), returned);
-        if let Some(closed) = closed_refusal(facts, self.settings, row.sale_date)? {
-            refusals.push(closed);
-        }
+        let refusals = return_refusals(facts, self.settings, &row, sale.as_ref(), returned)?;
         let group = self.settings.market_group(&row.market);
-        if refusals.is_empty() && group == MarketGroup::Us {
-            if let Some(message) =
-                rules::judge_us_return(facts, &row.chip, row.sale_date, row.units)?
-            {
-                refusals.push((Rule::Cap, message));
-            }
-        }
         let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
             Acceptance::Clean => None,
             Acceptance::Accepted(rules) => Some(rules),
             Acceptance::Refused => return Ok(refusals),
         };
         let sale = sale.expect("a return without refusals has its sale");
-        row.unit_price = sale.unit_price;
-        row.lot_id = sale.lot_id.clone();
+        apply_return(facts, &mut row, &sale, group)?;
         self.record(&row, None, accepted.as_deref())?;
-        let earned = match group {
-            MarketGroup::Restricted => Some(revenue(facts, &row, sale.sale_date)?),
-            _ => None,
-        };
-        facts.apply(Applied {
-            chip: &row.chip,
-            date: row.sale_date,
-            group,
-            signed_units: -row.units,
-            lot_id: row.lot_id.as_deref(),
-            draw: None,
-            revenue: earned,
-        })?;
         Ok(Vec::new())
     }
 }
