@@ -206,6 +206,41 @@ fn judge_return(row: &SaleRow, sale: Option<&SaleRow>, returned: i64) -> Vec<(Ru
     refusals
 }
 
+/// What recording a restricted sale needs: the hold it draws (seq, units)
+/// and the rules it is recorded despite (`--accept-violations`).
+type Recordable = (Option<(i64, i64)>, Option<String>);
+
+/// Judges a restricted sale (SPEC §3.1–3.4, §3.6, §3.9) and, when it is to
+/// be recorded, applies it to the facts; otherwise returns its refusals.
+/// Both import paths call this.
+fn judge_restricted_sale(
+    facts: &mut LedgerFacts<'_>,
+    row: &SaleRow,
+    accept_reason: Option<&str>,
+) -> Result<std::result::Result<Recordable, Vec<(Rule, String)>>> {
+    let verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
+    let accepted = match acceptance(&verdict.refusals, accept_reason) {
+        Acceptance::Clean => None,
+        Acceptance::Accepted(rules) => Some(rules),
+        Acceptance::Refused => return Ok(Err(verdict.refusals)),
+    };
+    let draw = verdict
+        .draw
+        .as_ref()
+        .map(|(hold, drawn)| (hold.seq, *drawn));
+    let earned = revenue(facts, row, row.sale_date)?;
+    facts.apply(Applied {
+        chip: &row.chip,
+        date: row.sale_date,
+        group: MarketGroup::Restricted,
+        signed_units: row.units,
+        lot_id: row.lot_id.as_deref(),
+        draw,
+        revenue: Some(earned),
+    })?;
+    Ok(Ok((draw, accepted)))
+}
+
 /// Every refusal of a return: against its sale, its period's close, and
 /// for a US return the cap (SPEC §3.4–3.5). Both import paths call this.
 fn return_refusals(
@@ -669,27 +704,11 @@ impl Producer<'_> {
                 returns.push(row);
                 continue;
             }
-            let verdict = rules::judge_restricted(&mut facts, &shipment(&row), Purpose::Sale)?;
-            let accepted =
-                match acceptance(&verdict.refusals, self.options.accept_reason.as_deref()) {
-                    Acceptance::Clean => None,
-                    Acceptance::Accepted(rules) => Some(rules),
-                    Acceptance::Refused => return Ok(Produced::Fallback),
-                };
-            let draw = verdict
-                .draw
-                .as_ref()
-                .map(|(hold, drawn)| (hold.seq, *drawn));
-            let earned = revenue(&mut facts, &row, row.sale_date)?;
-            facts.apply(Applied {
-                chip: &row.chip,
-                date: row.sale_date,
-                group: MarketGroup::Restricted,
-                signed_units: row.units,
-                lot_id: row.lot_id.as_deref(),
-                draw,
-                revenue: Some(earned),
-            })?;
+            let Ok((draw, accepted)) =
+                judge_restricted_sale(&mut facts, &row, self.options.accept_reason.as_deref())?
+            else {
+                return Ok(Produced::Fallback);
+            };
             if accepted.is_some() {
                 *summary.accepted_violations.get_or_insert(0) += 1;
             }
@@ -1023,28 +1042,13 @@ impl Careful<'_, '_> {
         row: &SaleRow,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
-        let verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
-        let accepted = match acceptance(&verdict.refusals, self.options.accept_reason.as_deref()) {
-            Acceptance::Clean => None,
-            Acceptance::Accepted(rules) => Some(rules),
-            Acceptance::Refused => return Ok(verdict.refusals),
-        };
-        let draw = verdict
-            .draw
-            .as_ref()
-            .map(|(hold, drawn)| (hold.seq, *drawn));
-        self.record(row, draw, accepted.as_deref())?;
-        let earned = revenue(facts, row, row.sale_date)?;
-        facts.apply(Applied {
-            chip: &row.chip,
-            date: row.sale_date,
-            group: MarketGroup::Restricted,
-            signed_units: row.units,
-            lot_id: row.lot_id.as_deref(),
-            draw,
-            revenue: Some(earned),
-        })?;
-        Ok(Vec::new())
+        match judge_restricted_sale(facts, row, self.options.accept_reason.as_deref())? {
+            Ok((draw, accepted)) => {
+                self.record(row, draw, accepted.as_deref())?;
+                Ok(Vec::new())
+            }
+            Err(refusals) => Ok(refusals),
+        }
     }
 
     fn apply_return(
