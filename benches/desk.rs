@@ -12,19 +12,12 @@
 use quotaledger::desk::{self, Request};
 use quotaledger::ledger::Ledger;
 use quotaledger::period::parse_date;
+mod common;
+
+use common::{ms, percentile};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
-    samples.sort();
-    let index = ((samples.len() as f64 * fraction).ceil() as usize).clamp(1, samples.len()) - 1;
-    samples[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn timed(command: &mut Command) -> (Duration, i32) {
     let started = Instant::now();

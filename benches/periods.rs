@@ -8,19 +8,12 @@
 
 use quotaledger::ledger::Ledger;
 use quotaledger::period::{parse_date, Period, PeriodKind};
+mod common;
+
+use common::{ms, percentile};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
-    samples.sort();
-    let index = ((samples.len() as f64 * fraction).ceil() as usize).clamp(1, samples.len()) - 1;
-    samples[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use std::time::Instant;
 
 fn main() {
     let source = PathBuf::from(

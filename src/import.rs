@@ -26,7 +26,7 @@ use crate::facts::{Applied, Deltas, LedgerFacts};
 use crate::imports::{append_batch, open_table, ImportSummary};
 use crate::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use crate::money::{Ratio, Usd};
-use crate::period::{format_date, parse_date, Period};
+use crate::period::{format_date, Period};
 use crate::rules::{self, Facts, Purpose, Shipment};
 use crate::sales::{self, SaleBatch, SaleKind, SaleRow};
 use chrono::NaiveDate;
@@ -204,6 +204,20 @@ fn judge_return(row: &SaleRow, sale: Option<&SaleRow>, returned: i64) -> Vec<(Ru
         ));
     }
     refusals
+}
+
+/// Applies a recorded US or other-market sale to the facts (no lot, hold
+/// or revenue counts for them). Both import paths call this.
+fn apply_plain_sale(facts: &mut LedgerFacts<'_>, row: &SaleRow, group: MarketGroup) -> Result<()> {
+    facts.apply(Applied {
+        chip: &row.chip,
+        date: row.sale_date,
+        group,
+        signed_units: row.units,
+        lot_id: None,
+        draw: None,
+        revenue: None,
+    })
 }
 
 /// What recording a restricted sale needs: the hold it draws (seq, units)
@@ -662,15 +676,7 @@ impl Producer<'_> {
                     if closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
                         return Ok(Produced::Fallback);
                     }
-                    facts.apply(Applied {
-                        chip: &row.chip,
-                        date: row.sale_date,
-                        group,
-                        signed_units: row.units,
-                        lot_id: None,
-                        draw: None,
-                        revenue: None,
-                    })?;
+                    apply_plain_sale(&mut facts, &row, group)?;
                     if !self.emit(&row, None, None) {
                         return Ok(Produced::Fallback);
                     }
@@ -866,7 +872,7 @@ impl Careful<'_, '_> {
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS import_seen (record_id TEXT PRIMARY KEY, line INTEGER NOT NULL, \
              kind TEXT, sale_date TEXT, chip TEXT, market TEXT, customer_id TEXT, units INTEGER, \
-             price_e4 INTEGER, lot_id TEXT, order_ref TEXT, reverses TEXT); DELETE FROM temp.import_seen;",
+             unit_price_usd_e4 INTEGER, lot_id TEXT, order_ref TEXT, reverses TEXT); DELETE FROM temp.import_seen;",
         )?;
         while let Some((_, read)) = pass.next()? {
             self.summary.rows += 1;
@@ -1024,16 +1030,7 @@ impl Careful<'_, '_> {
             return Ok(vec![refusal]);
         }
         self.record(row, None, None)?;
-        let group = self.settings.market_group(&row.market);
-        facts.apply(Applied {
-            chip: &row.chip,
-            date: row.sale_date,
-            group,
-            signed_units: row.units,
-            lot_id: None,
-            draw: None,
-            revenue: None,
-        })?;
+        apply_plain_sale(facts, row, self.settings.market_group(&row.market))?;
         Ok(Vec::new())
     }
 
@@ -1076,77 +1073,28 @@ impl Careful<'_, '_> {
 
 fn seen_in_file(conn: &rusqlite::Connection, record_id: &str) -> Result<Option<(u64, SaleRow)>> {
     use rusqlite::OptionalExtension;
-    type Stored = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let stored: Option<Stored> = conn
-        .prepare_cached(
-            "SELECT line, kind, sale_date, chip, market, customer_id, units, price_e4, lot_id, order_ref, reverses \
-             FROM temp.import_seen WHERE record_id = ?1",
-        )?
-        .query_row([record_id], |r| {
-            Ok((
-                r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-                r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?,
-            ))
+    let stored: Option<(i64, sales::RawSale)> = conn
+        .prepare_cached(&format!(
+            "SELECT line, {} FROM temp.import_seen WHERE record_id = ?1",
+            sales::SALE_CONTENT_COLUMNS
+        ))?
+        .query_row([record_id], |row| {
+            Ok((row.get(0)?, sales::RawSale::read(row, 1)?))
         })
         .optional()?;
-    let Some((
-        line,
-        kind,
-        date,
-        chip,
-        market,
-        customer_id,
-        units,
-        price,
-        lot_id,
-        order_ref,
-        reverses,
-    )) = stored
-    else {
-        return Ok(None);
-    };
-    Ok(Some((
-        line as u64,
-        SaleRow {
-            record_id: record_id.to_string(),
-            kind: if kind == "sale" {
-                SaleKind::Sale
-            } else {
-                SaleKind::Return
-            },
-            sale_date: parse_date(&date).map_err(Error::Integrity)?,
-            chip,
-            market,
-            customer_id,
-            units,
-            unit_price: price.map(|p| Usd::from_e4(p as i128)),
-            lot_id,
-            order_ref,
-            reverses,
-        },
-    )))
+    stored
+        .map(|(line, raw)| Ok((line as u64, raw.into_row()?)))
+        .transpose()
 }
 
 fn remember_in_file(conn: &rusqlite::Connection, line: u64, row: &SaleRow) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO temp.import_seen (record_id, line, kind, sale_date, chip, market, customer_id, units, \
-         price_e4, lot_id, order_ref, reverses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
+    conn.prepare_cached(&format!(
+        "INSERT INTO temp.import_seen (line, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        sales::SALE_CONTENT_COLUMNS
+    ))?
     .execute(rusqlite::params![
-        row.record_id,
         line as i64,
+        row.record_id,
         row.kind.name(),
         format_date(row.sale_date),
         row.chip,

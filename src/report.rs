@@ -187,10 +187,19 @@ pub fn compute(
 
     // Which chips: a version in force during the period, or any activity.
     let mut chips: BTreeSet<String> = BTreeSet::new();
+    let mut policies: BTreeMap<String, ChipPolicy> = BTreeMap::new();
     for version in policy::all_versions(conn)? {
         if version.effective_from <= last {
-            chips.insert(version.chip);
+            chips.insert(version.chip.clone());
         }
+        // all_versions is ordered by chip and date, as ChipPolicy needs.
+        policies
+            .entry(version.chip.clone())
+            .or_insert_with(|| ChipPolicy {
+                versions: Vec::new(),
+            })
+            .versions
+            .push(version);
     }
     let mut units_by_chip: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
@@ -246,8 +255,9 @@ pub fn compute(
     let mut figures = Vec::new();
     let mut due = Usd::ZERO;
     for chip in chips {
-        let versions = policy::versions_of(conn, &chip)?;
-        let chip_policy = ChipPolicy { versions };
+        let chip_policy = policies.remove(&chip).unwrap_or(ChipPolicy {
+            versions: Vec::new(),
+        });
         let (us_units, restricted_units) = units_by_chip.get(&chip).copied().unwrap_or((0, 0));
         let reserved_units: i64 = holds
             .iter()

@@ -261,84 +261,92 @@ pub struct RecordedSale {
     pub row: SaleRow,
 }
 
-/// The recorded sale or return with `record_id`, if any.
-pub fn recorded(conn: &Connection, record_id: &str) -> Result<Option<RecordedSale>> {
-    type Stored = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let stored: Option<Stored> = conn
-        .prepare_cached(
-            "SELECT seq, record_id, kind, sale_date, chip, market, customer_id, units, \
-             unit_price_usd_e4, lot_id, order_ref, reverses FROM sale WHERE record_id = ?1",
-        )?
-        .query_row([record_id], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-                row.get(9)?,
-                row.get(10)?,
-                row.get(11)?,
-            ))
+/// The content columns of a sale row, in the order `RawSale::read` takes
+/// them (the `sale` table's; the import's scratch table uses the same).
+pub const SALE_CONTENT_COLUMNS: &str =
+    "record_id, kind, sale_date, chip, market, customer_id, units, \
+     unit_price_usd_e4, lot_id, order_ref, reverses";
+
+/// A sale row as SQLite returns it, before its values are checked.
+#[derive(Debug, Clone)]
+pub struct RawSale {
+    record_id: String,
+    kind: String,
+    sale_date: String,
+    chip: String,
+    market: String,
+    customer_id: Option<String>,
+    units: i64,
+    unit_price_e4: Option<i64>,
+    lot_id: Option<String>,
+    order_ref: Option<String>,
+    reverses: Option<String>,
+}
+
+impl RawSale {
+    /// Reads `SALE_CONTENT_COLUMNS` from `row`, starting at column `first`.
+    pub fn read(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RawSale> {
+        Ok(RawSale {
+            record_id: row.get(first)?,
+            kind: row.get(first + 1)?,
+            sale_date: row.get(first + 2)?,
+            chip: row.get(first + 3)?,
+            market: row.get(first + 4)?,
+            customer_id: row.get(first + 5)?,
+            units: row.get(first + 6)?,
+            unit_price_e4: row.get(first + 7)?,
+            lot_id: row.get(first + 8)?,
+            order_ref: row.get(first + 9)?,
+            reverses: row.get(first + 10)?,
         })
-        .optional()?;
-    let Some((
-        seq,
-        record_id,
-        kind,
-        date,
-        chip,
-        market,
-        customer_id,
-        units,
-        price,
-        lot_id,
-        order_ref,
-        reverses,
-    )) = stored
-    else {
-        return Ok(None);
-    };
-    let corrupt =
-        |what: String| Error::Integrity(format!("recorded sale {record_id} is corrupt: {what}"));
-    let kind = match kind.as_str() {
-        "sale" => SaleKind::Sale,
-        "return" => SaleKind::Return,
-        other => return Err(corrupt(format!("kind '{other}'"))),
-    };
-    Ok(Some(RecordedSale {
-        seq,
-        row: SaleRow {
-            sale_date: parse_date(&date).map_err(corrupt)?,
+    }
+
+    /// The checked row; a value that does not parse is an integrity error.
+    pub fn into_row(self) -> Result<SaleRow> {
+        let record_id = self.record_id;
+        let corrupt =
+            |what: String| Error::Integrity(format!("stored sale {record_id} is corrupt: {what}"));
+        let kind = match self.kind.as_str() {
+            "sale" => SaleKind::Sale,
+            "return" => SaleKind::Return,
+            other => return Err(corrupt(format!("kind '{other}'"))),
+        };
+        let sale_date = parse_date(&self.sale_date).map_err(corrupt)?;
+        Ok(SaleRow {
             record_id,
             kind,
-            chip,
-            market,
-            customer_id,
-            units,
-            unit_price: Some(Usd::from_e4(price as i128)),
-            lot_id,
-            order_ref,
-            reverses,
-        },
-    }))
+            sale_date,
+            chip: self.chip,
+            market: self.market,
+            customer_id: self.customer_id,
+            units: self.units,
+            unit_price: self.unit_price_e4.map(|e4| Usd::from_e4(e4 as i128)),
+            lot_id: self.lot_id,
+            order_ref: self.order_ref,
+            reverses: self.reverses,
+        })
+    }
+}
+
+/// The recorded sale or return with `record_id`, if any.
+pub fn recorded(conn: &Connection, record_id: &str) -> Result<Option<RecordedSale>> {
+    let stored: Option<(i64, RawSale)> = conn
+        .prepare_cached(&format!(
+            "SELECT seq, {SALE_CONTENT_COLUMNS} FROM sale WHERE record_id = ?1"
+        ))?
+        .query_row([record_id], |row| Ok((row.get(0)?, RawSale::read(row, 1)?)))
+        .optional()?;
+    let Some((seq, raw)) = stored else {
+        return Ok(None);
+    };
+    let row = raw.into_row()?;
+    if row.unit_price.is_none() {
+        return Err(Error::Integrity(format!(
+            "recorded sale {} has no price",
+            row.record_id
+        )));
+    }
+    Ok(Some(RecordedSale { seq, row }))
 }
 
 /// Units already returned of the sale `record_id`.

@@ -4,9 +4,7 @@
 mod common;
 
 use common::*;
-use rusqlite::types::Value;
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -503,51 +501,6 @@ fn closing_ends_the_periods_holds() {
     assert_eq!((code, released["already_ended"].as_bool()), (0, Some(true)));
 }
 
-fn rehash(conn: &rusqlite::Connection) {
-    let tables = quotaledger::entry::ALL_KINDS.iter().map(|k| k.table);
-    let mut rows: Vec<(i64, String, Vec<u8>)> = Vec::new();
-    for table in tables {
-        let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
-        let count = statement.column_count();
-        let mut cursor = statement.query([]).unwrap();
-        while let Some(row) = cursor.next().unwrap() {
-            let net = |b: &[u8]| {
-                [
-                    format!("{}:", b.len()).into_bytes(),
-                    b.to_vec(),
-                    b",".to_vec(),
-                ]
-                .concat()
-            };
-            let seq: i64 = row.get(0).unwrap();
-            let mut bytes = net(seq.to_string().as_bytes());
-            bytes.extend(net(table.as_bytes()));
-            for index in 1..count - 1 {
-                match row.get::<_, Value>(index).unwrap() {
-                    Value::Null => bytes.extend_from_slice(b"~,"),
-                    Value::Integer(n) => bytes.extend(net(n.to_string().as_bytes())),
-                    Value::Text(t) => bytes.extend(net(t.as_bytes())),
-                    other => panic!("{other:?}"),
-                }
-            }
-            rows.push((seq, table.to_string(), bytes));
-        }
-    }
-    rows.sort_by_key(|r| r.0);
-    let mut previous = [0u8; 32];
-    for (seq, table, bytes) in rows {
-        let mut hasher = Sha256::new();
-        hasher.update(previous);
-        hasher.update(&bytes);
-        previous = hasher.finalize().into();
-        conn.execute(
-            &format!("UPDATE {table} SET hash = ?1 WHERE seq = ?2"),
-            rusqlite::params![previous.to_vec(), seq],
-        )
-        .unwrap();
-    }
-}
-
 #[test]
 fn verify_checks_sealed_figures_against_a_consistent_forgery() {
     let (dir, db) = ledger();
@@ -564,12 +517,7 @@ fn verify_checks_sealed_figures_against_a_consistent_forgery() {
         let _ = std::fs::remove_file(&forged);
         std::fs::copy(&db, &forged).unwrap();
         let conn = rusqlite::Connection::open(&forged).unwrap();
-        for trigger in conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").unwrap()
-            .query_map([], |r| r.get::<_, String>(0)).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
-        {
-            conn.execute(&format!("DROP TRIGGER {trigger}"), []).unwrap();
-        }
+        drop_triggers(&conn);
         let state = |conn: &rusqlite::Connection| -> String {
             conn.query_row(
                 "SELECT (SELECT figures FROM period_close) || (SELECT unit_price_usd_e4 FROM sale WHERE record_id = 'S1')",
