@@ -180,6 +180,7 @@ impl Ledger {
             })
         });
         let _ = std::fs::remove_file(&staging);
+        let _ = std::fs::remove_file(crate::queue::queue_path(&staging));
         result?;
         Ledger::open(path)
     }
@@ -260,12 +261,16 @@ impl Ledger {
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so the
-    /// write lock is taken before anything is read). `work` returns its
+    /// write lock is taken before anything is read), after the writers
+    /// queued ahead of this one (`queue::wait_turn`). `work` returns its
     /// result and whether to commit; on `false` or an error nothing is written.
     pub fn write<T>(
         &mut self,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
+        // First come, first served among writers (see queue.rs); the turn
+        // ends when this function returns, after the commit.
+        let _turn = crate::queue::wait_turn(&self.path, BUSY_TIMEOUT.with(|t| t.get()))?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
