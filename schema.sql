@@ -1,4 +1,4 @@
--- qledger schema, version 1. The whole data model.
+-- qledger schema, version 2. The whole data model.
 --
 -- Every table below except those named derived_* is a LEDGER TABLE: one row
 -- per appended entry. All ledger tables share ONE global, gap-free sequence
@@ -13,7 +13,7 @@
 -- dates are TEXT 'YYYY-MM-DD', booleans INTEGER 0/1. Nothing is REAL.
 
 PRAGMA application_id = 1363953490; -- 0x514C4752, 'QLGR'
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 -- Entry 1: the ledger's settings, fixed at init.
 CREATE TABLE ledger_settings (
@@ -208,6 +208,21 @@ CREATE TABLE derived_period_revenue (
     returns_usd_e4        TEXT    NOT NULL,
     PRIMARY KEY (chip, period, remittance_rate)
 ) STRICT, WITHOUT ROWID;
+
+-- Units still held, per chip, planned date, expiry and lot ('' for holds
+-- naming no lot): what `reserve` held, less what sales drew and what
+-- `release` freed. A cap or lot check sums a few of these rows instead of
+-- visiting every hold. Expiry (on the as-of clock) and closed periods are
+-- applied when reading; a row is deleted when it reaches 0.
+CREATE TABLE derived_held_units (
+    chip                  TEXT    NOT NULL,
+    planned_date          TEXT    NOT NULL,
+    expires_on            TEXT    NOT NULL,
+    lot_id                TEXT    NOT NULL,
+    held_units            INTEGER NOT NULL CHECK (held_units >= 0),
+    PRIMARY KEY (chip, planned_date, expires_on, lot_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX derived_held_units_by_lot ON derived_held_units (lot_id, expires_on) WHERE lot_id <> '';
 
 -- Which periods each sales import batch inserted entries dated in.
 CREATE TABLE derived_batch_periods (

@@ -267,6 +267,14 @@ pub fn reserve(
                 Value::Text(format_date(expires_on)),
             ],
         )?;
+        crate::facts::add_held_units(
+            appender.conn(),
+            &request.chip,
+            request.date,
+            expires_on,
+            request.lot_id.as_deref(),
+            request.units,
+        )?;
         answer.hold = Some((order_ref.to_string(), expires_on));
         Ok((answer, true))
     })
@@ -318,6 +326,14 @@ pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result
                 Value::Integer(hold.remaining()),
                 Value::Text(format_date(as_of)),
             ],
+        )?;
+        crate::facts::add_held_units(
+            appender.conn(),
+            &hold.chip,
+            hold.planned_date,
+            hold.expires_on,
+            hold.lot_id.as_deref(),
+            -hold.remaining(),
         )?;
         Ok((
             Released {

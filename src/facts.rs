@@ -234,6 +234,16 @@ impl<'conn> LedgerFacts<'conn> {
             *drawn_before += drawn;
             let (hold_chip, planned, hold_lot) =
                 (hold.chip.clone(), hold.planned_date, hold.lot_id.clone());
+            *self
+                .deltas
+                .held
+                .entry((
+                    hold_chip.clone(),
+                    planned,
+                    hold.expires_on,
+                    hold_lot.clone().unwrap_or_default(),
+                ))
+                .or_default() -= drawn;
             if let Some(windows) = self.windows.get_mut(&hold_chip) {
                 for (window, units) in windows.iter_mut() {
                     if window.contains(planned) {
@@ -292,6 +302,58 @@ pub struct Deltas {
     revenue: HashMap<String, RevenueByRate>,
     /// Periods of the rows applied.
     periods: BTreeSet<Period>,
+    /// Units drawn from holds, as negative changes to `derived_held_units`.
+    held: BTreeMap<HeldKey, i64>,
+}
+
+/// A `derived_held_units` key: chip, planned date, expiry, lot ('' for none).
+type HeldKey = (String, NaiveDate, NaiveDate, String);
+
+/// Adds `delta_units` to the units held under one key of
+/// `derived_held_units` (a hold made, drawn from or released), in the
+/// writer's transaction; the row goes when it reaches 0.
+pub fn add_held_units(
+    conn: &Connection,
+    chip: &str,
+    planned_date: NaiveDate,
+    expires_on: NaiveDate,
+    lot_id: Option<&str>,
+    delta_units: i64,
+) -> Result<()> {
+    let key = (
+        chip,
+        format_date(planned_date),
+        format_date(expires_on),
+        lot_id.unwrap_or(""),
+    );
+    let stored: i64 = conn
+        .prepare_cached(
+            "SELECT held_units FROM derived_held_units \
+             WHERE chip = ?1 AND planned_date = ?2 AND expires_on = ?3 AND lot_id = ?4",
+        )?
+        .query_row(key.clone(), |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let held_units = stored.checked_add(delta_units).filter(|units| *units >= 0).ok_or_else(|| {
+        Error::Integrity(format!(
+            "derived_held_units for {key:?} holds {stored} units and cannot change by {delta_units}; run qledger verify"
+        ))
+    })?;
+    if held_units == 0 {
+        conn.prepare_cached(
+            "DELETE FROM derived_held_units \
+             WHERE chip = ?1 AND planned_date = ?2 AND expires_on = ?3 AND lot_id = ?4",
+        )?
+        .execute(key)?;
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO derived_held_units (chip, planned_date, expires_on, lot_id, held_units) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, planned_date, expires_on, lot_id) \
+             DO UPDATE SET held_units = excluded.held_units",
+        )?
+        .execute((key.0, key.1, key.2, key.3, held_units))?;
+    }
+    Ok(())
 }
 
 impl Deltas {
@@ -370,6 +432,10 @@ impl Deltas {
         for period in self.periods {
             batch.execute((batch_seq, period.to_string()))?;
         }
+        for ((chip, planned_date, expires_on, lot_id), delta_units) in self.held {
+            let lot_id = (!lot_id.is_empty()).then_some(lot_id.as_str());
+            add_held_units(conn, &chip, planned_date, expires_on, lot_id, delta_units)?;
+        }
         Ok(())
     }
 }
@@ -416,29 +482,6 @@ fn open_ranges(
         period = period.next();
     }
     ranges
-}
-
-/// Remaining units of the holds active on `as_of` that match `condition`
-/// (on `h`, with parameters ?2.. after the as-of date ?1).
-fn held_units(
-    conn: &Connection,
-    as_of: NaiveDate,
-    condition: &str,
-    params: &[&dyn rusqlite::ToSql],
-) -> Result<i64> {
-    let sql = format!(
-        "SELECT coalesce(sum(max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
-                                             WHERE s.hold_seq = h.seq), 0)), 0) \
-         FROM hold AS h \
-         WHERE {condition} AND h.expires_on > ?1 \
-           AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)"
-    );
-    let as_of = format_date(as_of);
-    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&as_of];
-    all.extend_from_slice(params);
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row(all.as_slice(), |row| row.get(0))?)
 }
 
 /// The active hold of `order_ref`, if any (SPEC §3.6: at most one).
@@ -564,12 +607,12 @@ impl Facts for LedgerFacts<'_> {
                 let rows: Vec<(String, i64)> = self
                     .conn
                     .prepare_cached(
-                        "SELECT h.planned_date, max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
-                                                             WHERE s.hold_seq = h.seq), 0) \
-                         FROM hold AS h WHERE h.lot_id = ?2 AND h.expires_on > ?1 \
-                           AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)",
+                        "SELECT planned_date, sum(held_units) FROM derived_held_units \
+                         WHERE lot_id = ?2 AND expires_on > ?1 GROUP BY planned_date",
                     )?
-                    .query_map((format_date(self.as_of), lot_id), |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .query_map((format_date(self.as_of), lot_id), |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
                 for (planned, remaining) in rows {
                     let planned = parse_date(&planned).map_err(Error::Integrity)?;
@@ -620,12 +663,21 @@ impl Facts for LedgerFacts<'_> {
             }
         }
         for (start, end) in open_ranges(window, &self.settings, &self.closed) {
-            units.held += held_units(
-                self.conn,
-                self.as_of,
-                "h.chip = ?2 AND h.planned_date BETWEEN ?3 AND ?4",
-                &[&chip, &format_date(start), &format_date(end)],
-            )?;
+            units.held += self
+                .conn
+                .prepare_cached(
+                    "SELECT coalesce(sum(held_units), 0) FROM derived_held_units \
+                     WHERE chip = ?1 AND planned_date BETWEEN ?2 AND ?3 AND expires_on > ?4",
+                )?
+                .query_row(
+                    (
+                        chip,
+                        format_date(start),
+                        format_date(end),
+                        format_date(self.as_of),
+                    ),
+                    |row| row.get::<_, i64>(0),
+                )?;
         }
         for (hold, drawn) in self.draws.values() {
             if hold.chip == chip && window.contains(hold.planned_date) {

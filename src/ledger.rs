@@ -16,7 +16,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 /// `PRAGMA application_id` of a qledger file ('QLGR').
 pub const APPLICATION_ID: i64 = 0x514C_4752;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// How long a writer waits for another writer before giving up (exit 4),
 /// unless `QLEDGER_BUSY_TIMEOUT_MS` says otherwise. Long enough for a
 /// nightly import of a few million rows to commit.

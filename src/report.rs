@@ -353,8 +353,8 @@ fn window_units(conn: &Connection, chip: &str, window: Window) -> Result<(i64, i
         })?)
 }
 
-/// An active hold as the report counts it: (chip, planned date, remaining
-/// units, lot).
+/// Units of active holds as the report counts them: (chip, planned date,
+/// remaining units, lot), summed over holds sharing all four.
 type PlannedHold = (String, NaiveDate, i64, Option<String>);
 
 /// Active holds (on `as_of`) planned between `from` and `to`.
@@ -366,13 +366,13 @@ fn active_holds_planned(
 ) -> Result<Vec<PlannedHold>> {
     let rows: Vec<(String, String, i64, Option<String>)> = conn
         .prepare_cached(
-            "SELECT h.chip, h.planned_date, \
-                    max(h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), 0), \
-                    h.lot_id \
-             FROM hold AS h WHERE h.planned_date BETWEEN ?2 AND ?3 AND h.expires_on > ?1 \
-               AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)",
+            "SELECT chip, planned_date, sum(held_units), nullif(lot_id, '') \
+             FROM derived_held_units WHERE planned_date BETWEEN ?2 AND ?3 AND expires_on > ?1 \
+             GROUP BY chip, planned_date, lot_id",
         )?
-        .query_map((day(as_of), day(from), day(to)), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+        .query_map((day(as_of), day(from), day(to)), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     rows.into_iter()
         .filter(|row| row.2 > 0)

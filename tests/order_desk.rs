@@ -317,6 +317,9 @@ fn expiry_release_and_reserving_again() {
     assert_eq!(at(&db, "2026-06-06", &["release", "--order", "NEVER"]).0, 2);
     let (code, _) = reserve(&db, "2026-06-06", "PO-1", "100", &[]);
     assert_eq!(code, 0, "re-reserve after release");
+    // The held-units totals follow every reserve and release.
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 fn held(db: &Path, as_of: &str) -> i64 {

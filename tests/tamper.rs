@@ -283,8 +283,41 @@ fn the_auditor_script_in_the_repo_recomputes_the_head() {
 fn derived_totals_and_rows_outside_the_chain_are_caught() {
     let (dir, db) = loaded_ledger();
     append_every_other_kind(&db);
+    // An active hold, so derived_held_units has a row to tamper with.
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "--as-of",
+            "2026-02-16",
+            "reserve",
+            "--order",
+            "PO-3",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "3",
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-BETA",
+            "--lot",
+            "L-H200-0002",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let tampered = dir.path().join("t.sqlite");
     for (name, sql) in [
+        ("held", "UPDATE derived_held_units SET held_units = held_units + 1"),
+        ("held-gone", "DELETE FROM derived_held_units"),
+        ("held-zero", "INSERT INTO derived_held_units VALUES ('H200', '2026-05-05', '2026-06-01', '', 0)"),
         ("daily", "UPDATE derived_daily_units SET us_net_units = us_net_units + 1 WHERE (chip, day) = (SELECT chip, day FROM derived_daily_units LIMIT 1)"),
         ("daily-extra", "INSERT INTO derived_daily_units VALUES ('H200', '2026-05-05', 0, 1, 0)"),
         ("lot", "UPDATE derived_lot_units SET shipped_net_units = 0"),
