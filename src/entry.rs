@@ -167,6 +167,7 @@ pub type Hash = [u8; 32];
 pub const GENESIS_HASH: Hash = [0; 32];
 
 /// Appends one netstring-encoded value to `out`.
+#[inline]
 pub fn encode_value(out: &mut Vec<u8>, value: ValueRef<'_>) {
     match value {
         ValueRef::Null => out.extend_from_slice(b"~,"),
@@ -184,9 +185,19 @@ pub fn encode_value(out: &mut Vec<u8>, value: ValueRef<'_>) {
     }
 }
 
+#[inline]
 fn encode_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut buffer = itoa::Buffer::new();
-    out.extend_from_slice(buffer.format(bytes.len()).as_bytes());
+    // Most values are shorter than 100 bytes: write their length directly
+    // (verify encodes every column of every entry).
+    let length = bytes.len();
+    out.reserve(length + 8);
+    if length < 10 {
+        out.push(b'0' + length as u8);
+    } else if length < 100 {
+        out.extend_from_slice(&[b'0' + (length / 10) as u8, b'0' + (length % 10) as u8]);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+    }
     out.push(b':');
     out.extend_from_slice(bytes);
     out.push(b',');

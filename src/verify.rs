@@ -87,13 +87,14 @@ impl Context {
             .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate)
     }
 
-    fn batch_of(&self, seq: i64) -> Option<i64> {
+    /// The sales import batch holding entry `seq`: (entries_from, entries_to, batch seq).
+    fn batch_of(&self, seq: i64) -> Option<(i64, i64, i64)> {
         let index = self
             .batches
             .partition_point(|(from, _, _)| *from <= seq)
             .checked_sub(1)?;
         let (from, to, batch) = self.batches[index];
-        (from <= seq && seq <= to).then_some(batch)
+        (from <= seq && seq <= to).then_some((from, to, batch))
     }
 }
 
@@ -103,33 +104,79 @@ type SalesReturns = (i128, i128);
 /// `derived_period_revenue` as a map: (chip, period, rate) -> (sales, returns).
 type RevenueTable = HashMap<(String, String, String), SalesReturns>;
 
+/// The running totals of one chip. Verify adds millions of sales, so the
+/// hot path compares bytes with what the chip's previous sale had and
+/// touches a map only when the day changes.
+#[derive(Debug, Default)]
+struct ChipSums {
+    chip: String,
+    /// Day -> net units by group (US, restricted, other).
+    daily: HashMap<String, [i64; 3]>,
+    /// (period, rate) -> (sales, returns); a handful per chip.
+    revenue: Vec<((Period, Ratio), SalesReturns)>,
+    /// The day of this chip's previous sale, its units not yet in `daily`,
+    /// its period and the remittance rate in force on it.
+    current: Option<CurrentDay>,
+}
+
+#[derive(Debug)]
+struct CurrentDay {
+    day: String,
+    units: [i64; 3],
+    period: Period,
+    rate: Ratio,
+}
+
+impl ChipSums {
+    fn settle(&mut self) {
+        if let Some(current) = self.current.take() {
+            let entry = self.daily.entry(current.day).or_default();
+            for (total, units) in entry.iter_mut().zip(current.units) {
+                *total += units;
+            }
+        }
+    }
+
+    fn add_revenue(&mut self, key: (Period, Ratio), sales: i128, returns: i128) {
+        match self.revenue.iter_mut().rev().find(|(k, _)| *k == key) {
+            Some((_, sums)) => {
+                sums.0 += sales;
+                sums.1 += returns;
+            }
+            None => self.revenue.push((key, (sales, returns))),
+        }
+    }
+}
+
 /// The derived tables as the entries give them.
 #[derive(Debug, Default)]
 struct DerivedFromEntries {
-    daily: HashMap<String, HashMap<String, [i64; 3]>>,
+    /// One per chip, in order of first sale (few chips: searched linearly).
+    chips: Vec<ChipSums>,
+    /// The chip of the previous sale (an index into `chips`).
+    last_chip: usize,
     /// Lot -> period -> net restricted units.
     lots: HashMap<String, HashMap<Period, i64>>,
-    /// Chip -> (period, rate) -> (sales, returns) in ten-thousandths of a dollar.
-    revenue: HashMap<String, HashMap<(Period, Ratio), SalesReturns>>,
     /// (period, batch seq).
     batch_periods: BTreeSet<(Period, i64)>,
-    /// The (chip, day) of the previous sale and its running units, not yet
-    /// added to `daily`: consecutive sales mostly share them.
-    pending: Option<(String, String, [i64; 3])>,
-    /// The day of the previous sale and its period.
-    last_period: Option<(String, Period)>,
+    /// The import batch of the previous sale: (entries_from, entries_to, batch seq).
+    last_batch: Option<(i64, i64, i64)>,
     /// The (period, batch) of the previous sale, already in `batch_periods`.
     last_batch_period: Option<(Period, i64)>,
 }
 
-fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
+fn bytes_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a [u8]> {
     match value {
-        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
-            .map_err(|_| Error::Integrity(format!("sale column {column} is not UTF-8"))),
+        ValueRef::Text(bytes) => Ok(bytes),
         _ => Err(Error::Integrity(format!(
             "sale column {column} is not text"
         ))),
     }
+}
+
+fn text_of<'a>(value: ValueRef<'a>, column: &str) -> Result<&'a str> {
+    std::str::from_utf8(bytes_of(value, column)?)
+        .map_err(|_| Error::Integrity(format!("sale column {column} is not UTF-8")))
 }
 
 fn integer_of(value: ValueRef<'_>, column: &str) -> Result<i64> {
@@ -142,16 +189,24 @@ fn integer_of(value: ValueRef<'_>, column: &str) -> Result<i64> {
 }
 
 impl DerivedFromEntries {
-    fn period_of(&mut self, day: &str, kind: PeriodKind) -> Result<Period> {
-        if let Some((last_day, period)) = &self.last_period {
-            if last_day == day {
-                return Ok(*period);
-            }
+    /// The index of `chip` in `chips`, added if new.
+    fn chip_index(&mut self, chip: &[u8]) -> Result<usize> {
+        if self.chips.get(self.last_chip).map(|c| c.chip.as_bytes()) == Some(chip) {
+            return Ok(self.last_chip);
         }
-        let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
-        let period = Period::of(kind, date);
-        self.last_period = Some((day.to_string(), period));
-        Ok(period)
+        let index = match self.chips.iter().position(|c| c.chip.as_bytes() == chip) {
+            Some(index) => index,
+            None => {
+                let chip = text_of(ValueRef::Text(chip), "chip")?.to_string();
+                self.chips.push(ChipSums {
+                    chip,
+                    ..ChipSums::default()
+                });
+                self.chips.len() - 1
+            }
+        };
+        self.last_chip = index;
+        Ok(index)
     }
 
     /// Adds sale entry `seq` given its column values (`entry::SALE` order).
@@ -163,35 +218,36 @@ impl DerivedFromEntries {
         context: &Context,
     ) -> Result<()> {
         let units = integer_of(values[6], "units")?;
-        let is_return = text_of(values[1], "kind")? == "return";
+        let is_return = bytes_of(values[1], "kind")? == b"return";
         let signed = if is_return { -units } else { units };
-        let market = text_of(values[4], "market")?;
-        let group = if market == "US" {
+        let market = bytes_of(values[4], "market")?;
+        let group = if market == b"US" {
             0
-        } else if context.restricted.iter().any(|m| m == market) {
+        } else if context.restricted.iter().any(|m| m.as_bytes() == market) {
             1
         } else {
             2
         };
-        let (chip, day) = (
-            text_of(values[3], "chip")?,
-            text_of(values[2], "sale_date")?,
-        );
-        match &mut self.pending {
-            Some((pending_chip, pending_day, units))
-                if pending_chip == chip && pending_day == day =>
-            {
-                units[group] += signed;
-            }
+        let index = self.chip_index(bytes_of(values[3], "chip")?)?;
+        let day = bytes_of(values[2], "sale_date")?;
+        let sums = &mut self.chips[index];
+        let current = match &mut sums.current {
+            Some(current) if current.day.as_bytes() == day => current,
             _ => {
-                self.settle_pending();
-                let mut units = [0; 3];
-                units[group] = signed;
-                self.pending = Some((chip.to_string(), day.to_string(), units));
+                sums.settle();
+                let day = text_of(ValueRef::Text(day), "sale_date")?;
+                let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
+                sums.current.insert(CurrentDay {
+                    day: day.to_string(),
+                    units: [0; 3],
+                    period: Period::of(context.period_kind, date),
+                    rate: context.rate_on(&sums.chip, date),
+                })
             }
-        }
-        if let Some(batch) = context.batch_of(seq) {
-            let period = self.period_of(day, context.period_kind)?;
+        };
+        current.units[group] += signed;
+        let (period, sale_day_rate) = (current.period, current.rate);
+        if let Some(batch) = self.batch_of(seq, context) {
             if self.last_batch_period != Some((period, batch)) {
                 self.batch_periods.insert((period, batch));
                 self.last_batch_period = Some((period, batch));
@@ -200,7 +256,6 @@ impl DerivedFromEntries {
         if group != 1 {
             return Ok(());
         }
-        let period = self.period_of(day, context.period_kind)?;
         if let ValueRef::Text(lot) = values[8] {
             let lot = text_of(ValueRef::Text(lot), "lot_id")?;
             if !self.lots.contains_key(lot) {
@@ -214,69 +269,71 @@ impl DerivedFromEntries {
                 .or_default() += signed;
         }
         // Revenue at the rate in force on the original sale's date.
-        let sale_date = if is_return {
+        let rate = if is_return {
             let reverses = text_of(values[10], "reverses")?;
             let sale = crate::sales::recorded(conn, reverses)?.ok_or_else(|| {
                 Error::Integrity(format!(
                     "return entry {seq} reverses {reverses}, which is not recorded"
                 ))
             })?;
-            sale.row.sale_date
+            context.rate_on(&self.chips[index].chip, sale.row.sale_date)
         } else {
-            crate::period::parse_date(day).map_err(Error::Integrity)?
+            sale_day_rate
         };
-        let rate = context.rate_on(chip, sale_date);
         let amount = i128::from(units) * i128::from(integer_of(values[7], "unit_price_usd_e4")?);
-        if !self.revenue.contains_key(chip) {
-            self.revenue.insert(chip.to_string(), HashMap::new());
-        }
-        let sums = self
-            .revenue
-            .get_mut(chip)
-            .expect("inserted above")
-            .entry((period, rate))
-            .or_default();
-        if is_return {
-            sums.1 += amount;
-        } else {
-            sums.0 += amount;
-        }
+        let (sales, returns) = if is_return { (0, amount) } else { (amount, 0) };
+        self.chips[index].add_revenue((period, rate), sales, returns);
         Ok(())
     }
 
-    fn settle_pending(&mut self) {
-        if let Some((chip, day, units)) = self.pending.take() {
-            let entry = self.daily.entry(chip).or_default().entry(day).or_default();
-            for group in 0..3 {
-                entry[group] += units[group];
+    /// The sales import batch that holds entry `seq`, if any; sales come
+    /// in runs of one batch, so the previous answer is tried first.
+    fn batch_of(&mut self, seq: i64, context: &Context) -> Option<i64> {
+        if let Some((from, to, batch)) = self.last_batch {
+            if from <= seq && seq <= to {
+                return Some(batch);
             }
+        }
+        let found = context.batch_of(seq)?;
+        self.last_batch = Some(found);
+        Some(found.2)
+    }
+
+    fn settle_pending(&mut self) {
+        for sums in &mut self.chips {
+            sums.settle();
         }
     }
 
     fn merge(&mut self, mut other: DerivedFromEntries) {
         self.settle_pending();
         other.settle_pending();
-        for (chip, days) in other.daily {
-            let mine = self.daily.entry(chip).or_default();
-            for (day, units) in days {
-                let entry = mine.entry(day).or_default();
+        for theirs in other.chips {
+            let index = match self.chips.iter().position(|c| c.chip == theirs.chip) {
+                Some(index) => index,
+                None => {
+                    self.chips.push(ChipSums {
+                        chip: theirs.chip.clone(),
+                        ..ChipSums::default()
+                    });
+                    self.chips.len() - 1
+                }
+            };
+            let mine = &mut self.chips[index];
+            for (day, units) in theirs.daily {
+                let entry = mine.daily.entry(day).or_default();
                 for group in 0..3 {
                     entry[group] += units[group];
                 }
+            }
+            for (key, (sales, returns)) in theirs.revenue {
+                mine.add_revenue(key, sales, returns);
             }
         }
         for (lot, periods) in other.lots {
             let mine = self.lots.entry(lot).or_default();
             for (period, units) in periods {
                 *mine.entry(period).or_default() += units;
-            }
-        }
-        for (chip, sums) in other.revenue {
-            let mine = self.revenue.entry(chip).or_default();
-            for (key, (sales, returns)) in sums {
-                let entry = mine.entry(key).or_default();
-                entry.0 += sales;
-                entry.1 += returns;
             }
         }
         self.batch_periods.extend(other.batch_periods);
@@ -297,11 +354,12 @@ impl DerivedFromEntries {
             );
         }
         let computed: HashMap<(String, String), [i64; 3]> = self
-            .daily
+            .chips
             .iter()
-            .flat_map(|(chip, days)| {
-                days.iter()
-                    .map(move |(day, units)| ((chip.clone(), day.clone()), *units))
+            .flat_map(|sums| {
+                sums.daily
+                    .iter()
+                    .map(move |(day, units)| ((sums.chip.clone(), day.clone()), *units))
             })
             .collect();
         if let Some(message) = first_difference("derived_daily_units", &stored_daily, &computed) {
@@ -337,11 +395,11 @@ impl DerivedFromEntries {
             stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
         }
         let computed_revenue: RevenueTable = self
-            .revenue
+            .chips
             .iter()
-            .flat_map(|(chip, sums)| {
-                sums.iter().map(move |((p, rate), sums)| {
-                    ((chip.clone(), p.to_string(), rate.to_string()), *sums)
+            .flat_map(|chip| {
+                chip.revenue.iter().map(move |((p, rate), sums)| {
+                    ((chip.chip.clone(), p.to_string(), rate.to_string()), *sums)
                 })
             })
             .collect();
