@@ -424,18 +424,8 @@ impl<'p> Pass<'p> {
     }
 }
 
-/// With `QLEDGER_TRACE` set, prints how long each phase took (stderr).
 fn trace(label: &str, phase: &str) {
-    use std::sync::OnceLock;
-    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
-    if let Some(start) =
-        START.get_or_init(|| std::env::var_os("QLEDGER_TRACE").map(|_| std::time::Instant::now()))
-    {
-        eprintln!(
-            "qledger trace: {label}: {phase} done at {:.3} s",
-            start.elapsed().as_secs_f64()
-        );
-    }
+    crate::trace::phase(label, phase);
 }
 
 fn changed(label: &str) -> Error {

@@ -25,4 +25,5 @@ pub mod report;
 pub mod rules;
 pub mod sales;
 pub mod synthetic;
+pub mod trace;
 pub mod verify;

@@ -216,8 +216,12 @@ enum ImportAction {
 }
 
 fn main() -> ExitCode {
+    quotaledger::trace::start();
     let cli = Cli::parse();
-    match run(&cli) {
+    quotaledger::trace::phase("main", "arguments");
+    let result = run(&cli);
+    quotaledger::trace::phase("main", "command");
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("qledger: {err}");
