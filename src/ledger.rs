@@ -375,29 +375,36 @@ pub fn read_settings(conn: &Connection) -> Result<Settings> {
 
 /// Reads the chain head: the entry with the highest `seq` in any table.
 pub fn read_head(conn: &Connection) -> Result<ChainHead> {
-    let mut head = ChainHead {
-        entries: 0,
-        hash: GENESIS_HASH,
+    // One statement over every table (a writer reads the head inside its
+    // write lock: one prepare instead of one per table).
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let parts: Vec<String> = ALL_KINDS
+            .iter()
+            .map(|kind| {
+                format!(
+                    "SELECT * FROM (SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1)",
+                    kind.table
+                )
+            })
+            .collect();
+        format!("{} ORDER BY seq DESC LIMIT 1", parts.join(" UNION ALL "))
+    });
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(sql)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((seq, hash)) = last else {
+        return Ok(ChainHead {
+            entries: 0,
+            hash: GENESIS_HASH,
+        });
     };
-    for kind in ALL_KINDS {
-        let sql = format!(
-            "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
-            kind.table
-        );
-        let last: Option<(i64, Vec<u8>)> = conn
-            .prepare_cached(&sql)?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        if let Some((seq, hash)) = last {
-            if seq > head.entries {
-                head.entries = seq;
-                head.hash = hash.as_slice().try_into().map_err(|_| {
-                    Error::Integrity(format!("entry {seq} has a hash that is not 32 bytes"))
-                })?;
-            }
-        }
-    }
-    Ok(head)
+    let hash = hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Integrity(format!("entry {seq} has a hash that is not 32 bytes")))?;
+    Ok(ChainHead { entries: seq, hash })
 }
 
 /// Appends entries inside a write transaction, extending the chain.

@@ -5,8 +5,8 @@
 //! can take it ahead of a process that has already waited many rounds. With
 //! four concurrent `reserve` calls, each holding the lock for about 3 ms, the
 //! unluckiest waited 40–70 ms (measured). Here every writer takes a ticket
-//! and waits only for the writer just ahead of it, so a wait is bounded by
-//! the work queued ahead, not by luck.
+//! and waits for the writers that took earlier tickets, so a wait is
+//! bounded by the work queued ahead, not by luck.
 //!
 //! How: a small file beside the ledger (`<ledger>-queue`) and Linux
 //! open-file-description (OFD) byte-range locks, which belong to one open
@@ -17,8 +17,8 @@
 //!   byte 0 guards it for the microseconds it takes to read and bump it.
 //! - The holder of ticket `t` locks byte `SLOT_BASE + t mod SLOT_SPAN` from
 //!   the moment it takes the ticket until its transaction has ended, and
-//!   waits until ticket `t − 1`'s byte is free: its predecessor is done,
-//!   gave up, or died.
+//!   waits until it can lock the bytes of every earlier ticket at once:
+//!   every writer ahead is done, gave up, or died.
 //!
 //! Correctness never depends on the queue: SQLite's own lock still guards
 //! every write, and a writer that cannot use the queue file (read-only
@@ -83,22 +83,21 @@ mod platform {
     use nix::libc;
     use std::os::unix::fs::FileExt;
 
-    fn range(kind: libc::c_short, start: i64) -> libc::flock {
+    fn range(kind: libc::c_short, start: i64, length: i64) -> libc::flock {
         libc::flock {
             l_type: kind,
             l_whence: libc::SEEK_SET as libc::c_short,
             l_start: start,
-            l_len: 1,
+            l_len: length,
             l_pid: 0, // must be 0 for OFD locks
         }
     }
 
-    /// Tries to lock one byte; `Ok(false)` when another holder has it.
-    fn try_lock(file: &File, start: i64) -> Result<bool> {
-        match fcntl(
-            file,
-            FcntlArg::F_OFD_SETLK(&range(libc::F_WRLCK as _, start)),
-        ) {
+    /// Tries to lock `length` bytes from `start`, all or none; `Ok(false)`
+    /// when another holder has any of them.
+    fn try_lock(file: &File, start: i64, length: i64) -> Result<bool> {
+        let lock = range(libc::F_WRLCK as _, start, length);
+        match fcntl(file, FcntlArg::F_OFD_SETLK(&lock)) {
             Ok(_) => Ok(true),
             Err(Errno::EAGAIN | Errno::EACCES) => Ok(false),
             Err(err) => Err(Error::Environment(format!(
@@ -107,20 +106,20 @@ mod platform {
         }
     }
 
-    fn unlock(file: &File, start: i64) {
-        // Unlocking a byte we hold cannot fail; closing the file would drop it anyway.
+    fn unlock(file: &File, start: i64, length: i64) {
+        // Unlocking bytes we hold cannot fail; closing the file would drop them anyway.
         let _ = fcntl(
             file,
-            FcntlArg::F_OFD_SETLK(&range(libc::F_UNLCK as _, start)),
+            FcntlArg::F_OFD_SETLK(&range(libc::F_UNLCK as _, start, length)),
         );
     }
 
-    /// Locks one byte, polling briefly (only one writer ever waits on each
-    /// ticket byte, so polling costs no fairness).
-    fn lock_until(file: &File, start: i64, deadline: Instant) -> Result<bool> {
+    /// Locks `length` bytes from `start`, polling briefly (the order of
+    /// turns comes from the tickets, so polling costs no fairness).
+    fn lock_until(file: &File, start: i64, length: i64, deadline: Instant) -> Result<bool> {
         let mut attempt: u32 = 0;
         loop {
-            if try_lock(file, start)? {
+            if try_lock(file, start, length)? {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -151,7 +150,7 @@ mod platform {
     pub(super) fn wait_turn(file: File, timeout: Duration) -> Result<Turn> {
         let deadline = Instant::now() + timeout;
         // 1. Take a ticket and lock its byte, under the counter lock.
-        if !lock_until(&file, 0, deadline)? {
+        if !lock_until(&file, 0, 1, deadline)? {
             return Err(timed_out(timeout));
         }
         let taken = (|| {
@@ -169,25 +168,28 @@ mod platform {
         let ticket = match taken {
             Ok(ticket) => ticket,
             Err(err) => {
-                unlock(&file, 0);
+                unlock(&file, 0, 1);
                 return Err(Error::from(err));
             }
         };
         // Nobody else can hold a fresh ticket's byte.
-        let mine = try_lock(&file, slot(ticket));
-        unlock(&file, 0);
+        let mine = try_lock(&file, slot(ticket), 1);
+        unlock(&file, 0, 1);
         if !mine? {
             return Err(Error::Environment(format!(
                 "the writer queue is inconsistent (ticket {ticket} is taken)"
             )));
         }
-        // 2. Wait until the writer ahead is done (or gone), then let its byte go.
-        if ticket > 0 {
-            let ahead = slot(ticket - 1);
-            if !lock_until(&file, ahead, deadline)? {
+        // 2. Wait until the bytes of every earlier ticket are free, in one
+        //    lock taken all at once: every writer ahead is done, or gone (a
+        //    writer that gave up or died frees its byte, but the writers
+        //    ahead of it still hold theirs).
+        let ahead = slot(ticket) - SLOT_BASE;
+        if ahead > 0 {
+            if !lock_until(&file, SLOT_BASE, ahead, deadline)? {
                 return Err(timed_out(timeout)); // dropping `file` frees our byte
             }
-            unlock(&file, ahead);
+            unlock(&file, SLOT_BASE, ahead);
         }
         Ok(Turn {
             file: Some(file),
@@ -265,10 +267,13 @@ mod tests {
         let err = wait_turn(&ledger, Duration::from_millis(50)).unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert_eq!(err.exit_code(), 4, "{err}");
-        // The writer behind the one that gave up is not stuck behind it.
+        // The writer behind the one that gave up still waits for the holder,
+        // and is not stuck behind the one that gave up.
+        let err = wait_turn(&ledger, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.exit_code(), 4, "{err}");
         drop(holder);
         let next = wait_turn(&ledger, Duration::from_millis(500)).unwrap();
-        assert_eq!(next.ticket, Some(2));
+        assert_eq!(next.ticket, Some(3));
     }
 
     #[test]

@@ -642,3 +642,85 @@ fn a_long_lived_desk_sees_every_commit_by_other_processes() {
         .unwrap();
     assert_eq!(later.figures.units.held, 0);
 }
+
+#[test]
+fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
+    let (_dir, db) = desk();
+    // Another writer holds its turn (as an import would for seconds).
+    let holder = quotaledger::queue::wait_turn(&db, std::time::Duration::from_secs(5)).unwrap();
+    assert!(quotaledger::queue::queue_path(&db).exists());
+    let before = digest(&db);
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--as-of", "2026-05-01"])
+        .args([
+            "reserve", "--order", "PO-Q", "--chip", "H200", "--market", "CN",
+        ])
+        .args([
+            "--units",
+            "1",
+            "--date",
+            "2026-05-02",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L1",
+        ])
+        .env("QLEDGER_BUSY_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "locked past the timeout is exit 4"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("busy timeout"), "{stderr}");
+    assert_eq!(digest(&db), before, "nothing written");
+    // A writer that comes while the turn is held goes as soon as it ends.
+    let waiting = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--as-of", "2026-05-01"])
+        .args([
+            "reserve", "--order", "PO-Q", "--chip", "H200", "--market", "CN",
+        ])
+        .args([
+            "--units",
+            "1",
+            "--date",
+            "2026-05-02",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(digest(&db), before, "still waiting for its turn");
+    drop(holder);
+    let status = wait_with_timeout(waiting, std::time::Duration::from_secs(10));
+    assert_eq!(status, Some(0));
+    assert_ne!(digest(&db), before);
+}
+
+/// Waits for `child` at most `limit`; `None` (and the child killed) if it
+/// did not finish.
+fn wait_with_timeout(mut child: std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
