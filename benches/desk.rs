@@ -67,6 +67,10 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     std::fs::copy(&source, &db).expect("copy the ledger");
+    // Write the copy out now, or the first reserve's fsync would pay for it.
+    std::fs::File::open(&db)
+        .and_then(|file| file.sync_all())
+        .expect("sync the copy");
     let entries = Command::new(env!("CARGO_BIN_EXE_qledger"))
         .arg("--db")
         .arg(&db)

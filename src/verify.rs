@@ -3,8 +3,8 @@
 //! Every entry stores its hash, so the chain splits into independent
 //! ranges: a range starting at entry `lo` is checked from the stored hash
 //! of entry `lo − 1`, which the range before it checks in turn. Two
-//! threads (one per core), each with its own read connection, check two
-//! halves; both snapshots are made to hold the same head.
+//! threads (one per core), each with its own read connection, take chunks
+//! in turn; both snapshots are made to hold the same head.
 
 use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
 use crate::error::{Error, Result};
@@ -20,6 +20,12 @@ use std::path::Path;
 
 /// Most hashed columns of any entry kind.
 const COLUMNS_MAX: usize = 16;
+
+/// Entries per chunk of a parallel verify (about a tenth of a second of
+/// work; `QLEDGER_VERIFY_CHUNK_ENTRIES` overrides it, for tests).
+const CHUNK_ENTRIES: i64 = 250_000;
+/// At most this many chunks.
+const CHUNKS_MAX: i64 = 4_096;
 
 /// Below this many entries one thread checks everything
 /// (`QLEDGER_VERIFY_PARALLEL_MIN` overrides it, for tests).
@@ -747,43 +753,72 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
             continue; // a writer committed in between: take both snapshots again
         }
         let context = Context::read(&first)?;
-        let middle = head.entries / 2;
-        let Some(middle_hash) = stored_hash(&second, middle)? else {
-            // Entry `middle` is missing: the single-range check will say so.
-            return finish(
-                &first,
-                head,
-                vec![check_range(
-                    &first,
-                    1,
-                    head.entries,
-                    GENESIS_HASH,
-                    digest,
-                    &context,
-                )?],
-                digest,
-            );
+        crate::trace::phase("verify", "snapshots");
+        // Chunks of the chain, taken in turn by two threads (one per core):
+        // both stay busy to the end even when one core is slower (shared
+        // machines), and chunk k checks from the stored hash of its first
+        // entry's predecessor, which chunk k − 1 checks in turn.
+        let chunk_entries = std::env::var("QLEDGER_VERIFY_CHUNK_ENTRIES")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(CHUNK_ENTRIES)
+            .max(1);
+        let chunk_count = (head.entries / chunk_entries).clamp(2, CHUNKS_MAX);
+        let bounds: Vec<(i64, i64)> = (0..chunk_count)
+            .map(|k| {
+                let lo = head.entries * k / chunk_count + 1;
+                let hi = head.entries * (k + 1) / chunk_count;
+                (lo, hi)
+            })
+            .collect();
+        let next_chunk = std::sync::atomic::AtomicUsize::new(0);
+        let work = |conn: &Connection| -> Result<Vec<(usize, RangeCheck)>> {
+            let mut done = Vec::new();
+            loop {
+                let k = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(lo, hi)) = bounds.get(k) else {
+                    return Ok(done);
+                };
+                let previous = if lo == 1 {
+                    Some(GENESIS_HASH)
+                } else {
+                    stored_hash(conn, lo - 1)?
+                };
+                let checked = match previous {
+                    Some(previous) => check_range(conn, lo, hi, previous, digest, &context)?,
+                    // The chunk before reports the missing entry.
+                    None => RangeCheck {
+                        last: ChainHead {
+                            entries: lo - 1,
+                            hash: GENESIS_HASH,
+                        },
+                        bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
+                        derived: DerivedFromEntries::default(),
+                    },
+                };
+                done.push((k, checked));
+            }
         };
-        let (low, high) = std::thread::scope(|scope| {
-            let shared = &context;
-            let high = scope.spawn(move || {
-                check_range(
-                    &second,
-                    middle + 1,
-                    head.entries,
-                    middle_hash,
-                    digest,
-                    shared,
-                )
-            });
-            let low = check_range(&first, 1, middle, GENESIS_HASH, digest, &context);
+        let (mine, theirs) = std::thread::scope(|scope| {
+            let work = &work;
+            let helper = scope.spawn(move || work(&second));
+            let mine = work(&first);
             (
-                low,
-                high.join()
+                mine,
+                helper
+                    .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             )
         });
-        return finish(&first, head, vec![low?, high?], digest);
+        crate::trace::phase("verify", "chain checked");
+        let mut ranges: Vec<(usize, RangeCheck)> = mine?;
+        ranges.extend(theirs?);
+        ranges.sort_by_key(|(k, _)| *k);
+        debug_assert_eq!(ranges.len(), bounds.len(), "every chunk checked once");
+        let ranges = ranges.into_iter().map(|(_, range)| range).collect();
+        let finished = finish(&first, head, ranges, digest);
+        crate::trace::phase("verify", "derived tables compared");
+        return finished;
     }
     Err(Error::Environment(
         "the ledger kept changing while verify took its snapshots; run verify again".to_string(),

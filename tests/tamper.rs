@@ -127,15 +127,18 @@ fn changing_any_column_of_any_entry_is_caught() {
             assert!(changed, "could not change {table}.{column} of entry {seq}");
         }
         drop(conn);
-        // One thread, and two threads over two halves of the chain.
-        for parallel_min in ["1000000", "2"] {
+        // One thread; two threads over two halves of the chain; two threads
+        // taking chunks of 3 entries in turn.
+        for (parallel_min, chunk_entries) in [("1000000", "1000000"), ("2", "1000000"), ("2", "3")]
+        {
             let output = qledger(&tampered, &["--json", "verify"])
                 .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
+                .env("QLEDGER_VERIFY_CHUNK_ENTRIES", chunk_entries)
                 .output()
                 .unwrap();
             let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             let context =
-                format!("{table}.{column} of entry {seq}, parallel from {parallel_min}: {report}");
+                format!("{table}.{column} of entry {seq}, parallel from {parallel_min}, chunks of {chunk_entries}: {report}");
             assert_eq!(output.status.code(), Some(3), "{context}");
             assert_eq!(report["ok"], false, "{context}");
             assert_eq!(report["first_bad_entry"], *seq, "{context}");
@@ -328,13 +331,14 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
         drop_triggers(&conn);
         conn.execute_batch(sql).unwrap();
         drop(conn);
-        for parallel_min in ["1000000", "2"] {
+        for (parallel_min, chunk_entries) in [("1000000", "1000000"), ("2", "1000000"), ("2", "3")] {
             let output = qledger(&tampered, &["--json", "verify"])
                 .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
+                .env("QLEDGER_VERIFY_CHUNK_ENTRIES", chunk_entries)
                 .output()
                 .unwrap();
             let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            assert_eq!(output.status.code(), Some(3), "{name}, parallel from {parallel_min}: {report}");
+            assert_eq!(output.status.code(), Some(3), "{name}, parallel from {parallel_min}, chunks of {chunk_entries}: {report}");
             assert_eq!(report["ok"], false);
             if name == "outside" {
                 assert_eq!(report["first_bad_entry"], -1, "{report}");
