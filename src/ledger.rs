@@ -488,12 +488,19 @@ impl Appender<'_> {
     pub fn insert_sales(&mut self, batch: &crate::sales::SaleBatch) -> Result<Option<usize>> {
         use crate::sales::Field;
         let mut statement = self.conn.prepare_cached(SALE_INSERT_SQL)?;
+        // A binding outlives the row it was made for: a column that was
+        // NULL in the previous row (most of them, row after row) is not
+        // bound again. The first row of a batch binds every column.
+        let mut null_bound = [false; 15];
         for (index, slot) in batch.rows.iter().enumerate() {
             assert_eq!(slot.seq, self.next_seq, "sale entries continue the chain");
             statement.raw_bind_parameter(1, slot.seq)?;
             for (column, field) in slot.fields.iter().enumerate() {
                 let position = column + 2;
+                let was_null =
+                    std::mem::replace(&mut null_bound[column], matches!(field, Field::Null));
                 match *field {
+                    Field::Null if was_null => {}
                     Field::Null => statement.raw_bind_parameter(position, rusqlite::types::Null)?,
                     Field::Int(value) => statement.raw_bind_parameter(position, value)?,
                     Field::Text(start, end) => {

@@ -264,15 +264,11 @@ impl DerivedFromEntries {
         }
         if let ValueRef::Text(lot) = values[8] {
             let lot = text_of(ValueRef::Text(lot), "lot_id")?;
-            if !self.lots.contains_key(lot) {
-                self.lots.insert(lot.to_string(), HashMap::new());
-            }
-            *self
-                .lots
-                .get_mut(lot)
-                .expect("inserted above")
-                .entry(period)
-                .or_default() += signed;
+            let periods = match self.lots.get_mut(lot) {
+                Some(periods) => periods,
+                None => self.lots.entry(lot.to_string()).or_default(),
+            };
+            *periods.entry(period).or_default() += signed;
         }
         // Revenue at the rate in force on the original sale's date.
         let rate = if is_return {
