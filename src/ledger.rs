@@ -181,8 +181,9 @@ impl Ledger {
                 }
             })
         });
+        let staging_queue = crate::queue::queue_path(&staging);
         let _ = std::fs::remove_file(&staging);
-        let _ = std::fs::remove_file(crate::queue::queue_path(&staging));
+        let _ = std::fs::remove_file(staging_queue);
         result?;
         Ledger::open(path)
     }

@@ -35,9 +35,11 @@ const SLOT_BASE: i64 = 1 << 20;
 /// Tickets map to `SLOT_SPAN` lock bytes; 2^40 tickets never wrap in practice.
 const SLOT_SPAN: u64 = 1 << 40;
 
-/// The queue file of the ledger at `ledger_path`.
+/// The queue file of the ledger at `ledger_path`: beside the file itself
+/// (symbolic links resolved), so every path to one ledger names one queue.
 pub fn queue_path(ledger_path: &Path) -> PathBuf {
-    let mut name = ledger_path.as_os_str().to_owned();
+    let resolved = std::fs::canonicalize(ledger_path).unwrap_or_else(|_| ledger_path.to_path_buf());
+    let mut name = resolved.into_os_string();
     name.push("-queue");
     PathBuf::from(name)
 }
@@ -284,6 +286,22 @@ mod tests {
             let turn = wait_turn(&ledger, Duration::from_millis(100)).unwrap();
             assert_eq!(turn.ticket, Some(ticket));
         }
+    }
+
+    #[test]
+    fn a_link_to_the_ledger_names_the_same_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.sqlite");
+        std::fs::write(&ledger, b"").unwrap();
+        let link = dir.path().join("link.sqlite");
+        std::os::unix::fs::symlink(&ledger, &link).unwrap();
+        assert_eq!(queue_path(&link), queue_path(&ledger));
+        assert_eq!(
+            queue_path(&ledger),
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .join("ledger.sqlite-queue")
+        );
     }
 
     #[test]

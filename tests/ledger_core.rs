@@ -187,3 +187,29 @@ fn update_and_delete_fail_on_every_ledger_table() {
     let (code, _, stderr) = run(&db, &["verify"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn init_leaves_the_ledger_alone_in_its_directory() {
+    let (dir, db) = new_ledger();
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // Built aside, linked into place: no staging file, no staging queue.
+    assert_eq!(names(dir.path()), vec!["ledger.sqlite"]);
+    // Writers queue in a file beside the ledger; SQLite's WAL files go
+    // when the last connection closes.
+    let (code, _, stderr) = run(
+        &db,
+        &["policy", "import", fixture("policy.csv").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        names(dir.path()),
+        vec!["ledger.sqlite", "ledger.sqlite-queue"]
+    );
+}
