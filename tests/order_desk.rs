@@ -650,24 +650,31 @@ fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
     let holder = quotaledger::queue::wait_turn(&db, std::time::Duration::from_secs(5)).unwrap();
     assert!(quotaledger::queue::queue_path(&db).exists());
     let before = digest(&db);
+    let reserve_one = || {
+        qledger_at(
+            &db,
+            "2026-05-01",
+            &[
+                "reserve",
+                "--order",
+                "PO-Q",
+                "--chip",
+                "H200",
+                "--market",
+                "CN",
+                "--units",
+                "1",
+                "--date",
+                "2026-05-02",
+                "--customer",
+                "C-CN",
+                "--lot",
+                "L1",
+            ],
+        )
+    };
     let started = std::time::Instant::now();
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
-        .arg("--db")
-        .arg(&db)
-        .args(["--as-of", "2026-05-01"])
-        .args([
-            "reserve", "--order", "PO-Q", "--chip", "H200", "--market", "CN",
-        ])
-        .args([
-            "--units",
-            "1",
-            "--date",
-            "2026-05-02",
-            "--customer",
-            "C-CN",
-            "--lot",
-            "L1",
-        ])
+    let output = reserve_one()
         .env("QLEDGER_BUSY_TIMEOUT_MS", "300")
         .output()
         .unwrap();
@@ -681,23 +688,7 @@ fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
     assert!(stderr.contains("busy timeout"), "{stderr}");
     assert_eq!(digest(&db), before, "nothing written");
     // A writer that comes while the turn is held goes as soon as it ends.
-    let waiting = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
-        .arg("--db")
-        .arg(&db)
-        .args(["--as-of", "2026-05-01"])
-        .args([
-            "reserve", "--order", "PO-Q", "--chip", "H200", "--market", "CN",
-        ])
-        .args([
-            "--units",
-            "1",
-            "--date",
-            "2026-05-02",
-            "--customer",
-            "C-CN",
-            "--lot",
-            "L1",
-        ])
+    let waiting = reserve_one()
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

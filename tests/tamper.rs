@@ -287,12 +287,10 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
     let (dir, db) = loaded_ledger();
     append_every_other_kind(&db);
     // An active hold, so derived_held_units has a row to tamper with.
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
-        .arg("--db")
-        .arg(&db)
-        .args([
-            "--as-of",
-            "2026-02-16",
+    let output = qledger_at(
+        &db,
+        "2026-02-16",
+        &[
             "reserve",
             "--order",
             "PO-3",
@@ -308,9 +306,10 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
             "C-BETA",
             "--lot",
             "L-H200-0002",
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(
         output.status.success(),
         "{}",

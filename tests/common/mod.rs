@@ -54,6 +54,18 @@ pub fn qledger_process(db: &Path, args: &[&str]) -> std::process::Command {
     command
 }
 
+/// A plain `std::process::Command` with the ledger and its own as-of date.
+pub fn qledger_at(db: &Path, as_of: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"));
+    command
+        .arg("--db")
+        .arg(db)
+        .arg("--as-of")
+        .arg(as_of)
+        .args(args);
+    command
+}
+
 /// Runs and returns (exit code, stdout, stderr).
 pub fn run(db: &Path, args: &[&str]) -> (i32, String, String) {
     let output = qledger(db, args).output().expect("binary runs");
