@@ -74,6 +74,13 @@ pub fn wait_turn(ledger_path: &Path, timeout: Duration) -> Result<Turn> {
             })
         }
     };
+    // Whoever may write the ledger may queue: a new queue file gets the
+    // ledger's permissions, as SQLite gives its -wal and -shm files.
+    if file.metadata().is_ok_and(|meta| meta.len() == 0) {
+        if let Ok(ledger) = std::fs::metadata(ledger_path) {
+            let _ = file.set_permissions(ledger.permissions());
+        }
+    }
     platform::wait_turn(file, timeout)
 }
 
@@ -302,6 +309,21 @@ mod tests {
                 .unwrap()
                 .join("ledger.sqlite-queue")
         );
+    }
+
+    #[test]
+    fn a_new_queue_file_gets_the_ledger_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.sqlite");
+        std::fs::write(&ledger, b"").unwrap();
+        std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o664)).unwrap();
+        drop(wait_turn(&ledger, Duration::from_secs(1)).unwrap());
+        let mode = std::fs::metadata(queue_path(&ledger))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o664);
     }
 
     #[test]
