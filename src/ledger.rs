@@ -358,13 +358,71 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         return Err(not_a_ledger("not created by qledger init"));
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version != SCHEMA_VERSION {
+    if version != SCHEMA_VERSION && version != 1 {
         return Err(not_a_ledger(&format!(
             "schema version {version}, this qledger reads version {SCHEMA_VERSION}"
         )));
     }
     configure(&conn)?;
+    if version == 1 {
+        upgrade_from_v1(&conn).map_err(|err| {
+            Error::Environment(format!(
+                "{} has schema version 1; this qledger upgrades it in place (adding a derived table, \
+                 the entries and their chain unchanged) and could not: {err}",
+                path.display()
+            ))
+        })?;
+    }
     Ok(conn)
+}
+
+/// The statements that create `derived_held_units` and its index, taken
+/// from `schema.sql` (one source for the new table and the upgrade).
+pub fn held_units_ddl() -> &'static str {
+    let start = SCHEMA_SQL
+        .find("CREATE TABLE derived_held_units")
+        .expect("schema.sql creates derived_held_units");
+    let index = SCHEMA_SQL[start..]
+        .find("CREATE INDEX derived_held_units_by_lot")
+        .expect("schema.sql indexes derived_held_units")
+        + start;
+    let end = SCHEMA_SQL[index..].find(";\n").expect("statement ends") + index + 1;
+    &SCHEMA_SQL[start..end]
+}
+
+/// Schema version 2 added `derived_held_units`, which sums what the hold,
+/// hold_release and sale entries say; no entry and no hash changed. A
+/// version-1 ledger is upgraded in place, in one write transaction, the
+/// first time this build opens it (`verify` then checks the new table like
+/// every derived one). Entry 1 keeps the version the ledger was created with.
+fn upgrade_from_v1(conn: &Connection) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version == SCHEMA_VERSION {
+            return Ok(()); // another process upgraded it meanwhile
+        }
+        conn.execute_batch(held_units_ddl())?;
+        conn.execute_batch(
+            "INSERT INTO derived_held_units (chip, planned_date, expires_on, lot_id, held_units) \
+             SELECT chip, planned_date, expires_on, lot_id, sum(remaining) FROM ( \
+                 SELECT h.chip, h.planned_date, h.expires_on, coalesce(h.lot_id, '') AS lot_id, \
+                        h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
+                                   WHERE s.hold_seq = h.seq) AS remaining \
+                 FROM hold AS h \
+                 WHERE NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)) \
+             WHERE remaining > 0 GROUP BY chip, planned_date, expires_on, lot_id",
+        )?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok::<(), Error>(())
+    })();
+    match upgraded {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err)
+        }
+    }
 }
 
 /// Reads the settings entry (entry 1).

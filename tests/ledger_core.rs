@@ -213,3 +213,77 @@ fn init_leaves_the_ledger_alone_in_its_directory() {
         vec!["ledger.sqlite", "ledger.sqlite-queue"]
     );
 }
+
+#[test]
+fn a_version_1_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    // An active hold, so the upgrade has units to put back.
+    let output = qledger_at(
+        &db,
+        "2026-02-16",
+        &[
+            "reserve",
+            "--order",
+            "PO-9",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "4",
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-BETA",
+            "--lot",
+            "L-H200-0002",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let held_rows = |db: &std::path::Path| -> Vec<(String, String, String, String, i64)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut statement = conn
+            .prepare("SELECT chip, planned_date, expires_on, lot_id, held_units FROM derived_held_units ORDER BY 1, 2, 3, 4")
+            .unwrap();
+        let rows = statement
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows
+    };
+    let before = (digest(&db), held_rows(&db));
+    assert_eq!(before.1.len(), 1, "{:?}", before.1);
+    // What a version-1 file looks like: no derived_held_units, user_version 1.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TABLE derived_held_units; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "the upgraded ledger verifies: {stderr}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    drop(conn);
+    assert_eq!((digest(&db), held_rows(&db)), before);
+    // A version it does not know is still refused.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA user_version = 7;").unwrap();
+    }
+    let (code, _, stderr) = run(&db, &["digest"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("schema version 7"), "{stderr}");
+}
