@@ -219,34 +219,7 @@ fn a_version_1_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     let (_dir, db) = loaded_ledger();
     append_every_other_kind(&db);
     // An active hold, so the upgrade has units to put back.
-    let output = qledger_at(
-        &db,
-        "2026-02-16",
-        &[
-            "reserve",
-            "--order",
-            "PO-9",
-            "--chip",
-            "H200",
-            "--market",
-            "CN",
-            "--units",
-            "4",
-            "--date",
-            "2026-02-20",
-            "--customer",
-            "C-BETA",
-            "--lot",
-            "L-H200-0002",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reserve_active_hold(&db, "PO-9", "4");
     let held_rows = |db: &std::path::Path| -> Vec<(String, String, String, String, i64)> {
         let conn = rusqlite::Connection::open(db).unwrap();
         let mut statement = conn

@@ -287,34 +287,7 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
     let (dir, db) = loaded_ledger();
     append_every_other_kind(&db);
     // An active hold, so derived_held_units has a row to tamper with.
-    let output = qledger_at(
-        &db,
-        "2026-02-16",
-        &[
-            "reserve",
-            "--order",
-            "PO-3",
-            "--chip",
-            "H200",
-            "--market",
-            "CN",
-            "--units",
-            "3",
-            "--date",
-            "2026-02-20",
-            "--customer",
-            "C-BETA",
-            "--lot",
-            "L-H200-0002",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reserve_active_hold(&db, "PO-3", "3");
     let tampered = dir.path().join("t.sqlite");
     for (name, sql) in [
         ("held", "UPDATE derived_held_units SET held_units = held_units + 1"),

@@ -66,6 +66,40 @@ pub fn qledger_at(db: &Path, as_of: &str, args: &[&str]) -> std::process::Comman
     command
 }
 
+/// After `append_every_other_kind`: reserves `units` of H200 for `order`
+/// (as of 2026-02-16, planned 2026-02-20, C-BETA, lot L-H200-0002), an
+/// active hold for tests that need one.
+pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
+    let output = qledger_at(
+        db,
+        "2026-02-16",
+        &[
+            "reserve",
+            "--order",
+            order,
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            units,
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-BETA",
+            "--lot",
+            "L-H200-0002",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs and returns (exit code, stdout, stderr).
 pub fn run(db: &Path, args: &[&str]) -> (i32, String, String) {
     let output = qledger(db, args).output().expect("binary runs");
