@@ -15,7 +15,7 @@ use quotaledger::period::parse_date;
 mod common;
 
 use common::{ms, percentile};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,23 +54,7 @@ const CHECK: &[&str] = &[
 ];
 
 fn main() {
-    let source = PathBuf::from(
-        std::env::var("QLEDGER_BENCH_LEDGER").unwrap_or_else(|_| "target/bench/big.sqlite".into()),
-    );
-    assert!(
-        source.exists(),
-        "{} is missing: run cargo bench --bench import first",
-        source.display()
-    );
-    let db = source.with_file_name("desk.sqlite");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(&source, &db).expect("copy the ledger");
-    // Write the copy out now, or the first reserve's fsync would pay for it.
-    std::fs::File::open(&db)
-        .and_then(|file| file.sync_all())
-        .expect("sync the copy");
+    let db = common::ledger_copy("desk.sqlite");
     let entries = Command::new(env!("CARGO_BIN_EXE_qledger"))
         .arg("--db")
         .arg(&db)

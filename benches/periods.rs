@@ -11,28 +11,11 @@ use quotaledger::period::{parse_date, Period, PeriodKind};
 mod common;
 
 use common::{ms, percentile};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() {
-    let source = PathBuf::from(
-        std::env::var("QLEDGER_BENCH_LEDGER").unwrap_or_else(|_| "target/bench/big.sqlite".into()),
-    );
-    assert!(
-        source.exists(),
-        "{} is missing: run cargo bench --bench import first",
-        source.display()
-    );
-    let db = source.with_file_name("periods.sqlite");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(&source, &db).expect("copy the ledger");
-    // Write the copy out now, or the first fsync would pay for it.
-    std::fs::File::open(&db)
-        .and_then(|file| file.sync_all())
-        .expect("sync the copy");
+    let db = common::ledger_copy("periods.sqlite");
     let qledger = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_qledger"));
         command

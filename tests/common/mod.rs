@@ -44,14 +44,7 @@ pub fn qledger(db: &Path, args: &[&str]) -> Command {
 
 /// The same as a plain `std::process::Command`, for spawning and killing.
 pub fn qledger_process(db: &Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"));
-    command
-        .arg("--db")
-        .arg(db)
-        .arg("--as-of")
-        .arg(AS_OF)
-        .args(args);
-    command
+    qledger_at(db, AS_OF, args)
 }
 
 /// A plain `std::process::Command` with the ledger and its own as-of date.
