@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-qledger=target/release/qledger
+# .cargo/config.toml builds for the host tuple, named: target/<tuple>/release.
+qledger=target/$(rustc -vV | sed -n 's/^host: //p')/release/qledger
 db=${1:-target/fixture-ledger.sqlite}
 as_of=2026-06-30   # the ledger's clock for the fixtures (end of 2026-Q2)
 rm -f "$db" "$db-wal" "$db-shm"

@@ -247,7 +247,9 @@ pub fn reserve(
     let settings = ledger.settings().clone();
     ledger.write(|appender| {
         let mut facts = LedgerFacts::new(appender.conn(), settings.clone(), as_of)?;
+        crate::trace::phase("reserve", "facts");
         let mut answer = judge(&mut facts, request, Some(order_ref))?;
+        crate::trace::phase("reserve", "judge");
         if !answer.allowed {
             return Ok((answer, false));
         }
@@ -267,6 +269,7 @@ pub fn reserve(
                 Value::Text(format_date(expires_on)),
             ],
         )?;
+        crate::trace::phase("reserve", "append");
         crate::facts::add_held_units(
             appender.conn(),
             &request.chip,
@@ -327,6 +330,7 @@ pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result
                 Value::Text(format_date(as_of)),
             ],
         )?;
+        crate::trace::phase("release", "append");
         crate::facts::add_held_units(
             appender.conn(),
             &hold.chip,
