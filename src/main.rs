@@ -292,7 +292,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Command::Check { request } => {
             let request = request.parse()?;
-            let ledger = Ledger::open(&cli.db)?;
+            let ledger = Ledger::open_for_desk(&cli.db)?;
             let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
             print_answer(cli, &answer);
             Ok(if answer.allowed { 0 } else { 1 })
@@ -305,7 +305,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let order_ref = parse_identifier(order_ref.trim())
                 .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
             let request = request.parse()?;
-            let mut ledger = Ledger::open(&cli.db)?;
+            let mut ledger = Ledger::open_for_desk(&cli.db)?;
             let answer =
                 quotaledger::desk::reserve(&mut ledger, &order_ref, &request, *ttl_days, as_of)?;
             print_answer(cli, &answer);
@@ -314,7 +314,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Release { order_ref } => {
             let order_ref = parse_identifier(order_ref.trim())
                 .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
-            let mut ledger = Ledger::open(&cli.db)?;
+            let mut ledger = Ledger::open_for_desk(&cli.db)?;
             let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
             if cli.json {
                 print_json(&json!({

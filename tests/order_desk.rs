@@ -644,6 +644,89 @@ fn a_long_lived_desk_sees_every_commit_by_other_processes() {
 }
 
 #[test]
+fn desk_writes_stay_in_the_wal_until_the_next_write_which_starts_it_over() {
+    let (dir, db) = desk();
+    assert!(
+        !wal_of(&db).exists(),
+        "init and imports leave the ledger file complete"
+    );
+    let (code, _) = reserve(&db, "2026-06-01", "PO-0", "1", &[]);
+    assert_eq!(code, 0);
+    let one_hold_bytes = wal_of(&db)
+        .metadata()
+        .expect("the hold is in the WAL")
+        .len();
+    assert!(one_hold_bytes > 0);
+    assert_eq!(check(&db, "2026-06-01", "1")["reserved_units"], 1);
+    // Each write copies the one before into the ledger file and starts
+    // the WAL over: it does not grow with every hold.
+    let wal_bytes_after = |what: &str| {
+        let wal_bytes = wal_of(&db).metadata().unwrap().len();
+        assert!(
+            wal_bytes < 2 * one_hold_bytes,
+            "WAL of {wal_bytes} bytes after {what}, {one_hold_bytes} after one hold"
+        );
+    };
+    for index in 1..=12 {
+        let order = format!("PO-{index}");
+        let (code, _) = reserve(&db, "2026-06-01", &order, "1", &[]);
+        assert_eq!(code, 0);
+        wal_bytes_after(&format!("{} holds", index + 1));
+    }
+    let (code, _) = at(&db, "2026-06-01", &["release", "--order", "PO-3"]);
+    assert_eq!(code, 0);
+    wal_bytes_after("a release");
+    assert_eq!(check(&db, "2026-06-01", "1")["reserved_units"], 12);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Any other write leaves the file complete again: a copy of the file
+    // alone has every entry.
+    let digest_before = digest(&db);
+    import(&dir, &db, "2026-06-01", "U2,2026-04-03,H200,US,,2,10,,,,\n");
+    assert!(!wal_of(&db).exists());
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    assert_eq!(digest(&copy), digest(&db));
+    assert_ne!(digest(&copy), digest_before);
+}
+
+#[test]
+fn a_large_wal_left_behind_is_removed_by_the_desk_process_that_closes_last() {
+    let (dir, db) = desk();
+    // A reader that, like the order desk, never checkpoints on close keeps
+    // the ledger open while a nightly import commits: the import cannot
+    // remove its WAL, and the reader leaves it behind.
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM sale", [], |row| row.get(0))
+        .unwrap();
+    let rows: String = (0..12_000)
+        .map(|index| format!("N{index},2026-04-05,H200,US,,1,10,,,,\n"))
+        .collect();
+    let (code, answer) = import(&dir, &db, "2026-06-01", &rows);
+    assert_eq!(code, 0, "{answer}");
+    drop(reader);
+    let left_bytes = wal_of(&db).metadata().expect("WAL left behind").len();
+    assert!(
+        left_bytes > quotaledger::ledger::DESK_WAL_BYTES_MAX,
+        "the setup leaves a large WAL ({left_bytes} bytes)"
+    );
+    // The next desk process reads it (the US units count) and, closing
+    // last, copies it into the file and removes it.
+    let answer = check(&db, "2026-06-01", "1");
+    assert_eq!(answer["us_units"], 12_200);
+    assert!(!wal_of(&db).exists());
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
     let (_dir, db) = desk();
     // Another writer holds its turn (as an import would for seconds).

@@ -61,11 +61,8 @@ fn candidates(current: &Value) -> Vec<Value> {
 }
 
 fn copy_ledger(from: &Path, to: &Path) {
+    settle(from);
     std::fs::copy(from, to).unwrap();
-    assert!(
-        !from.with_extension("sqlite-wal").exists(),
-        "ledger was checkpointed before copying"
-    );
 }
 
 #[test]

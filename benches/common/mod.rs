@@ -18,6 +18,12 @@ pub fn ledger_copy(name: &str) -> PathBuf {
     );
     let db = source.with_file_name(name);
     remove_ledger(&db);
+    // Order-desk commands leave their last write in the WAL: copy it into
+    // the file first (SQLite's last connection does), then copy the file.
+    let conn = rusqlite::Connection::open(&source).expect("open the ledger");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint the ledger");
+    drop(conn);
     std::fs::copy(&source, &db).expect("copy the ledger");
     std::fs::File::open(&db)
         .and_then(|file| file.sync_all())

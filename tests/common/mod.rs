@@ -144,6 +144,25 @@ pub fn loaded_ledger() -> (TempDir, PathBuf) {
     (dir, db)
 }
 
+/// SQLite's write-ahead log beside `db`.
+pub fn wal_of(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-wal", db.display()))
+}
+
+/// Copies what the WAL holds into the ledger file and removes the WAL, as
+/// SQLite's last connection does by default (qledger's order-desk commands
+/// leave their last write in the WAL for the next writer): afterwards the
+/// file alone holds the whole ledger.
+pub fn settle(db: &Path) {
+    let conn = rusqlite::Connection::open(db).expect("open the ledger");
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .expect("checkpoint");
+    assert_eq!(busy, 0, "nothing else has the ledger open");
+    drop(conn);
+    assert!(!wal_of(db).exists(), "the last connection removed the WAL");
+}
+
 /// The `digest` output (`N:HEX`).
 pub fn digest(db: &Path) -> String {
     let (code, stdout, stderr) = run(db, &["digest"]);
