@@ -295,6 +295,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let ledger = Ledger::open_for_desk(&cli.db)?;
             let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
             print_answer(cli, &answer);
+            ledger.leave();
             Ok(if answer.allowed { 0 } else { 1 })
         }
         Command::Reserve {
@@ -309,6 +310,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             let answer =
                 quotaledger::desk::reserve(&mut ledger, &order_ref, &request, *ttl_days, as_of)?;
             print_answer(cli, &answer);
+            ledger.leave();
             Ok(if answer.allowed { 0 } else { 1 })
         }
         Command::Release { order_ref } => {
@@ -333,6 +335,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                     released.order_ref, released.released_units
                 );
             }
+            ledger.leave();
             Ok(0)
         }
         Command::Report { period, format } => {
