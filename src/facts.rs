@@ -492,60 +492,60 @@ pub fn active_hold_of_order(
     as_of: NaiveDate,
     order_ref: &str,
 ) -> Result<Option<ActiveHold>> {
-    let holds = active_holds_where(conn, settings, closed, as_of, "h.order_ref = ?2", order_ref)?;
-    debug_assert!(holds.len() <= 1, "one active hold per order");
-    Ok(holds.into_iter().next())
-}
-
-fn active_holds_where(
-    conn: &Connection,
-    settings: &Settings,
-    closed: &BTreeSet<Period>,
-    as_of: NaiveDate,
-    condition: &str,
-    key: &str,
-) -> Result<Vec<ActiveHold>> {
+    // Simple statements, the release and drawn units asked per hold found:
+    // a `reserve` for a new order (the usual case) prepares only the first,
+    // where one statement with both as subqueries cost four times as much
+    // to prepare in a fresh process.
     type Stored = (
         i64,
         String,
         String,
-        String,
         Option<String>,
         Option<String>,
         i64,
         String,
         String,
-        i64,
     );
     let stored: Vec<Stored> = conn
-        .prepare_cached(&format!(
-            "SELECT h.seq, h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, \
-                    h.planned_date, h.expires_on, \
-                    (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq) \
-             FROM hold AS h \
-             WHERE {condition} AND h.expires_on > ?1 \
-               AND NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq) \
-             ORDER BY h.seq"
-        ))?
-        .query_map((format_date(as_of), key), |row| {
+        .prepare_cached(
+            "SELECT seq, chip, market, customer_id, lot_id, units, planned_date, expires_on \
+             FROM hold WHERE order_ref = ?1 AND expires_on > ?2 ORDER BY seq",
+        )?
+        .query_map((order_ref, format_date(as_of)), |row| {
             Ok((
-                row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?,
-                row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?,
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut holds = Vec::new();
-    for (seq, order_ref, chip, market, customer_id, lot_id, units, planned, expires, drawn) in
-        stored
-    {
+    for (seq, chip, market, customer_id, lot_id, units, planned, expires) in stored {
         let planned_date = parse_date(&planned).map_err(Error::Integrity)?;
         let expires_on = parse_date(&expires).map_err(Error::Integrity)?;
-        if drawn >= units || closed.contains(&Period::of(settings.period_kind, planned_date)) {
+        if closed.contains(&Period::of(settings.period_kind, planned_date)) {
+            continue;
+        }
+        let released = conn
+            .prepare_cached("SELECT 1 FROM hold_release WHERE hold_seq = ?1")?
+            .exists([seq])?;
+        if released {
+            continue;
+        }
+        let drawn: i64 = conn
+            .prepare_cached("SELECT coalesce(sum(drawn_units), 0) FROM sale WHERE hold_seq = ?1")?
+            .query_row([seq], |row| row.get(0))?;
+        if drawn >= units {
             continue;
         }
         holds.push(ActiveHold {
             seq,
-            order_ref,
+            order_ref: order_ref.to_string(),
             chip,
             market,
             customer_id,
@@ -556,7 +556,8 @@ fn active_holds_where(
             expires_on,
         });
     }
-    Ok(holds)
+    debug_assert!(holds.len() <= 1, "one active hold per order");
+    Ok(holds.into_iter().next())
 }
 
 impl Facts for LedgerFacts<'_> {
