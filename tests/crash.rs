@@ -102,3 +102,94 @@ fn sigkill_during_import_leaves_the_ledger_unchanged_or_complete() {
         "no kill landed during an import (full import took {full_time:?})"
     );
 }
+
+/// The order desk's write path (checkpoint of the WAL the previous desk
+/// write left, queue, commit into the WAL, exit without closing): SIGKILL
+/// `reserve` processes at random moments. Every hold is then either
+/// recorded whole or absent, the chain and `derived_held_units` verify, and
+/// the desk goes on working.
+#[test]
+fn sigkill_during_reserve_leaves_every_hold_whole_or_absent() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let reserve = |order: &str| {
+        qledger_at(
+            &db,
+            "2026-02-16",
+            &[
+                "reserve",
+                "--order",
+                order,
+                "--chip",
+                "H200",
+                "--market",
+                "CN",
+                "--units",
+                "1",
+                "--date",
+                "2026-02-20",
+                "--customer",
+                "C-BETA",
+                "--lot",
+                "L-H200-0002",
+            ],
+        )
+    };
+    let started = Instant::now();
+    assert!(reserve("CALM-0").output().unwrap().status.success());
+    let reserve_time = started.elapsed();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut random = SplitMix64::new(seed);
+    let (mut killed, mut finished) = (0, 0);
+    for iteration in 0..40 {
+        let order = format!("KILL-{iteration}");
+        let kill_after =
+            Duration::from_micros(random.below(reserve_time.as_micros() as u64 * 3 / 2 + 1));
+        let mut child = reserve(&order)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(kill_after);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let context = format!("iteration {iteration}, seed {seed}, killed after {kill_after:?}");
+        let holds: i64 =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM hold WHERE order_ref = ?1 AND units = 1",
+                    [&order],
+                    |row| row.get(0),
+                )
+                .unwrap();
+        if status.success() {
+            finished += 1;
+            assert_eq!(holds, 1, "{context}: an allowed reserve recorded no hold");
+        } else {
+            killed += 1;
+            assert!(holds <= 1, "{context}");
+        }
+        // Now and then only: verify, closing the ledger last, also copies
+        // the WAL into the file, and most kills should land while the WAL
+        // holds the write of the desk process before.
+        if iteration % 8 == 7 {
+            let (code, _, stderr) = run(&db, &["verify"]);
+            assert_eq!(code, 0, "{context}: {stderr}");
+        }
+    }
+    eprintln!("40 reserves: {killed} killed, {finished} finished first");
+    assert!(
+        killed > 0,
+        "no kill landed during a reserve ({reserve_time:?})"
+    );
+    assert!(
+        reserve("CALM-1").output().unwrap().status.success(),
+        "the desk goes on working"
+    );
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}
