@@ -511,18 +511,7 @@ pub fn active_hold_of_order(
             "SELECT seq, chip, market, customer_id, lot_id, units, planned_date, expires_on \
              FROM hold WHERE order_ref = ?1 AND expires_on > ?2 ORDER BY seq",
         )?
-        .query_map((order_ref, format_date(as_of)), |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-            ))
-        })?
+        .query_map((order_ref, format_date(as_of)), |row| Stored::try_from(row))?
         .collect::<rusqlite::Result<_>>()?;
     let mut holds = Vec::new();
     for (seq, chip, market, customer_id, lot_id, units, planned, expires) in stored {

@@ -112,29 +112,7 @@ fn sigkill_during_import_leaves_the_ledger_unchanged_or_complete() {
 fn sigkill_during_reserve_leaves_every_hold_whole_or_absent() {
     let (_dir, db) = loaded_ledger();
     append_every_other_kind(&db);
-    let reserve = |order: &str| {
-        qledger_at(
-            &db,
-            "2026-02-16",
-            &[
-                "reserve",
-                "--order",
-                order,
-                "--chip",
-                "H200",
-                "--market",
-                "CN",
-                "--units",
-                "1",
-                "--date",
-                "2026-02-20",
-                "--customer",
-                "C-BETA",
-                "--lot",
-                "L-H200-0002",
-            ],
-        )
-    };
+    let reserve = |order: &str| reserve_command(&db, order, "1");
     let started = Instant::now();
     assert!(reserve("CALM-0").output().unwrap().status.success());
     let reserve_time = started.elapsed();

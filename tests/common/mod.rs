@@ -59,11 +59,11 @@ pub fn qledger_at(db: &Path, as_of: &str, args: &[&str]) -> std::process::Comman
     command
 }
 
-/// After `append_every_other_kind`: reserves `units` of H200 for `order`
-/// (as of 2026-02-16, planned 2026-02-20, C-BETA, lot L-H200-0002), an
-/// active hold for tests that need one.
-pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
-    let output = qledger_at(
+/// After `append_every_other_kind`: the `reserve` of `units` of H200 for
+/// `order` (as of 2026-02-16, planned 2026-02-20, C-BETA, lot L-H200-0002),
+/// a hold the cap and the lot allow, as a command to run.
+pub fn reserve_command(db: &Path, order: &str, units: &str) -> std::process::Command {
+    qledger_at(
         db,
         "2026-02-16",
         &[
@@ -84,8 +84,11 @@ pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
             "L-H200-0002",
         ],
     )
-    .output()
-    .expect("runs");
+}
+
+/// Runs `reserve_command`: an active hold for tests that need one.
+pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
+    let output = reserve_command(db, order, units).output().expect("runs");
     assert!(
         output.status.success(),
         "{}",
