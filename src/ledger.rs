@@ -303,7 +303,7 @@ impl Ledger {
     ///   created, fsynced as a new file and unlinked every time: about
     ///   0.5 ms of a ~4 ms `reserve`. At rest the ledger file may therefore
     ///   lack the last desk write, which is in `-wal` beside it; every
-    ///   SQLite reader sees both (README, "Files").
+    ///   SQLite reader sees both (README, "Copying a ledger").
     /// - Pages are read through a memory map rather than copied into
     ///   SQLite's cache (fewer page faults in a fresh process). An I/O error
     ///   while reading then ends the process with SIGBUS instead of an
@@ -329,9 +329,9 @@ impl Ledger {
     /// without closing SQLite's connection: the exit releases its locks and
     /// files, leaving SQLite's files as a close with deferred checkpoints
     /// would (every commit was durable when it returned). Closing would
-    /// free each parsed schema object and statement first, 0.1 ms of a
-    /// `reserve`. A ledger whose WAL has grown large, or one not opened for
-    /// the desk, is closed as usual (see `Drop`).
+    /// free each parsed schema object and statement and unmap the file
+    /// first: 0.3 ms of a `reserve`. A ledger whose WAL has grown large, or
+    /// one not opened for the desk, is closed as usual (see `Drop`).
     pub fn leave(self) {
         if self.deferred_checkpoints && self.wal_bytes() <= DESK_WAL_BYTES_MAX {
             std::mem::forget(self);
@@ -562,8 +562,8 @@ pub fn read_head(conn: &Connection) -> Result<ChainHead> {
     // The highest seq of each table in one row (each `max(seq)` is one seek
     // to the end of a rowid tree), then the hash of the highest. A writer
     // reads the head inside its write lock, in a fresh process: this takes
-    // 0.08 ms there, where one UNION ALL of `ORDER BY seq DESC LIMIT 1`
-    // subqueries took 0.3 ms (most of it preparing and running its sort).
+    // a third of the 0.3 ms that one UNION ALL of `ORDER BY seq DESC LIMIT 1`
+    // subqueries took there (most of it preparing and running its sort).
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         let columns: Vec<String> = ALL_KINDS
