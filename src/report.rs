@@ -186,21 +186,14 @@ pub fn compute(
     let period_id = period.to_string();
 
     // Which chips: a version in force during the period, or any activity.
-    let mut chips: BTreeSet<String> = BTreeSet::new();
-    let mut policies: BTreeMap<String, ChipPolicy> = BTreeMap::new();
-    for version in policy::all_versions(conn)? {
-        if version.effective_from <= last {
-            chips.insert(version.chip.clone());
-        }
-        // all_versions is ordered by chip and date, as ChipPolicy needs.
-        policies
-            .entry(version.chip.clone())
-            .or_insert_with(|| ChipPolicy {
-                versions: Vec::new(),
-            })
-            .versions
-            .push(version);
-    }
+    let versions = policy::all_versions(conn)?;
+    let mut chips: BTreeSet<String> = versions
+        .iter()
+        .filter(|version| version.effective_from <= last)
+        .map(|version| version.chip.clone())
+        .collect();
+    let mut policies: BTreeMap<String, ChipPolicy> =
+        ChipPolicy::per_chip(versions).into_iter().collect();
     let mut units_by_chip: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
         let mut statement = conn.prepare_cached(

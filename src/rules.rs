@@ -45,6 +45,24 @@ pub struct ChipPolicy {
 }
 
 impl ChipPolicy {
+    /// Versions grouped per chip, in the order given (`policy::all_versions`
+    /// orders them by chip, then date, as each `ChipPolicy` needs).
+    pub fn per_chip(versions: Vec<PolicyVersion>) -> Vec<(String, ChipPolicy)> {
+        let mut grouped: Vec<(String, ChipPolicy)> = Vec::new();
+        for version in versions {
+            match grouped.last_mut() {
+                Some((chip, policy)) if *chip == version.chip => policy.versions.push(version),
+                _ => grouped.push((
+                    version.chip.clone(),
+                    ChipPolicy {
+                        versions: vec![version],
+                    },
+                )),
+            }
+        }
+        grouped
+    }
+
     /// Index of the version in force on `date`.
     fn index_on(&self, date: NaiveDate) -> Option<usize> {
         let after = self.versions.partition_point(|v| v.effective_from <= date);
@@ -495,6 +513,34 @@ mod tests {
             customer_approval_required: false,
             source: "test".into(),
         }
+    }
+
+    #[test]
+    fn versions_group_per_chip_in_date_order() {
+        let of = |chip: &str, from: &str| PolicyVersion {
+            chip: chip.into(),
+            ..version(from, None)
+        };
+        let grouped = ChipPolicy::per_chip(vec![
+            of("B200", "2026-01-01"),
+            of("H200", "2026-01-15"),
+            of("H200", "2026-04-01"),
+        ]);
+        let summary: Vec<(String, Vec<NaiveDate>)> = grouped
+            .into_iter()
+            .map(|(chip, policy)| {
+                let dates = policy.versions.iter().map(|v| v.effective_from).collect();
+                (chip, dates)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("B200".to_string(), vec![d("2026-01-01")]),
+                ("H200".to_string(), vec![d("2026-01-15"), d("2026-04-01")]),
+            ]
+        );
+        assert!(ChipPolicy::per_chip(Vec::new()).is_empty());
     }
 
     #[test]

@@ -64,16 +64,10 @@ struct Context {
 impl Context {
     fn read(conn: &Connection) -> Result<Context> {
         let settings = crate::ledger::read_settings(conn).ok();
-        let mut policies: HashMap<String, ChipPolicy> = HashMap::new();
-        for version in crate::policy::all_versions(conn).unwrap_or_default() {
-            policies
-                .entry(version.chip.clone())
-                .or_insert_with(|| ChipPolicy {
-                    versions: Vec::new(),
-                })
-                .versions
-                .push(version);
-        }
+        let policies: HashMap<String, ChipPolicy> =
+            ChipPolicy::per_chip(crate::policy::all_versions(conn).unwrap_or_default())
+                .into_iter()
+                .collect();
         let batches = conn
             .prepare("SELECT entries_from, entries_to, seq FROM import_batch WHERE file_kind = 'sales' ORDER BY entries_from")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?

@@ -112,7 +112,7 @@ fn sigkill_during_import_leaves_the_ledger_unchanged_or_complete() {
 fn sigkill_during_reserve_leaves_every_hold_whole_or_absent() {
     let (_dir, db) = loaded_ledger();
     append_every_other_kind(&db);
-    let reserve = |order: &str| reserve_command(&db, order, "1");
+    let reserve = |order: &str| reserve_command(&db, "2026-02-16", order, "1");
     let started = Instant::now();
     assert!(reserve("CALM-0").output().unwrap().status.success());
     let reserve_time = started.elapsed();

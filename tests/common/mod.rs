@@ -59,13 +59,14 @@ pub fn qledger_at(db: &Path, as_of: &str, args: &[&str]) -> std::process::Comman
     command
 }
 
-/// After `append_every_other_kind`: the `reserve` of `units` of H200 for
-/// `order` (as of 2026-02-16, planned 2026-02-20, C-BETA, lot L-H200-0002),
-/// a hold the cap and the lot allow, as a command to run.
-pub fn reserve_command(db: &Path, order: &str, units: &str) -> std::process::Command {
+/// With the fixture reference data and US sales of `append_every_other_kind`:
+/// the `reserve` of `units` of H200 for `order` as of `as_of` (planned
+/// 2026-02-20, C-BETA, lot L-H200-0002), a hold the cap and the lot allow,
+/// as a command to run.
+pub fn reserve_command(db: &Path, as_of: &str, order: &str, units: &str) -> std::process::Command {
     qledger_at(
         db,
-        "2026-02-16",
+        as_of,
         &[
             "reserve",
             "--order",
@@ -86,14 +87,20 @@ pub fn reserve_command(db: &Path, order: &str, units: &str) -> std::process::Com
     )
 }
 
-/// Runs `reserve_command`: an active hold for tests that need one.
-pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
-    let output = reserve_command(db, order, units).output().expect("runs");
+/// Runs `command`, which must succeed (the test fails with its stderr).
+pub fn run_ok(mut command: std::process::Command, what: &str) {
+    let output = command.output().expect("runs");
     assert!(
         output.status.success(),
-        "{}",
+        "{what}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs `reserve_command` as of 2026-02-16, after `append_every_other_kind`:
+/// an active hold for tests that need one.
+pub fn reserve_active_hold(db: &Path, order: &str, units: &str) {
+    run_ok(reserve_command(db, "2026-02-16", order, units), "reserve");
 }
 
 /// Runs and returns (exit code, stdout, stderr).
@@ -205,26 +212,8 @@ pub fn append_every_other_kind(db: &Path) {
         ],
     );
     assert_eq!(code, 0, "import failed: {stderr}");
-    let steps: [&[&str]; 4] = [
-        &[
-            "--as-of",
-            "2026-02-15",
-            "reserve",
-            "--order",
-            "PO-2",
-            "--chip",
-            "H200",
-            "--market",
-            "CN",
-            "--units",
-            "5",
-            "--date",
-            "2026-02-20",
-            "--customer",
-            "C-BETA",
-            "--lot",
-            "L-H200-0002",
-        ],
+    run_ok(reserve_command(db, "2026-02-15", "PO-2", "5"), "reserve");
+    let steps: [&[&str]; 3] = [
         &["--as-of", "2026-02-16", "release", "--order", "PO-2"],
         &[
             "--as-of",
@@ -242,17 +231,9 @@ pub fn append_every_other_kind(db: &Path) {
         &["--as-of", "2026-01-05", "close", "--period", "2025-Q4"],
     ];
     for args in steps {
-        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
-            .arg("--db")
-            .arg(db)
-            .args(args)
-            .output()
-            .expect("runs");
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"));
+        command.arg("--db").arg(db).args(args);
+        run_ok(command, &format!("{args:?}"));
     }
 }
 
