@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-# .cargo/config.toml builds for the host tuple, named: target/<tuple>/release.
-qledger=target/$(rustc -vV | sed -n 's/^host: //p')/release/qledger
+qledger=target/release/qledger
 db=${1:-target/fixture-ledger.sqlite}
 as_of=2026-06-30   # the ledger's clock for the fixtures (end of 2026-Q2)
 rm -f "$db" "$db-wal" "$db-shm"

@@ -99,6 +99,26 @@ impl Error {
             Error::Environment(_) => 4,
         }
     }
+
+    /// Names the ledger file an environment or integrity error concerns,
+    /// unless its message already does: "database error: disk I/O error"
+    /// alone does not say which file.
+    pub fn concerning(self, path: &std::path::Path) -> Error {
+        let name = path.display().to_string();
+        let with_path = |message: String| {
+            if message.contains(&name) {
+                message
+            } else {
+                format!("{name}: {message}")
+            }
+        };
+        match self {
+            Error::BadInput(m) => Error::BadInput(m),
+            Error::Refused(m) => Error::Refused(m),
+            Error::Integrity(m) => Error::Integrity(with_path(m)),
+            Error::Environment(m) => Error::Environment(with_path(m)),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for Error {

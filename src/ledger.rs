@@ -5,7 +5,6 @@ use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTIN
 use crate::error::{Error, Result};
 use crate::period::{format_date, PeriodKind};
 use chrono::NaiveDate;
-use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::cell::Cell;
@@ -23,14 +22,10 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// nightly import of a few million rows to commit.
 pub const BUSY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
-/// Largest `-wal` file an order-desk connection leaves behind when it
-/// closes (see [`Ledger::open_for_desk`]): a process that opens the ledger
-/// first reads the whole WAL again, so a larger one is copied into the
-/// ledger file and removed instead. 1 MiB is about 12 holds at 16 KiB pages.
-pub const DESK_WAL_BYTES_MAX: u64 = 1 << 20;
-/// How much of the ledger file an order-desk connection reads through a
-/// memory map (SQLite's own ceiling for `mmap_size`).
-pub const DESK_MMAP_BYTES: i64 = 0x7fff_0000;
+/// SQLite page size set at `init`: against 4 KiB, a 1M-row import takes
+/// about 20% less time and far fewer write syscalls (`benches/import.rs`),
+/// while the order desk's small commits stay small.
+pub const PAGE_BYTES: i64 = 16384;
 
 /// Ledger-wide settings, fixed at `init` (entry 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,14 +136,9 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.busy_handler(Some(busy_handler))?;
     // A financial ledger: every commit is durable before we say "done".
     conn.pragma_update(None, "synchronous", "FULL")?;
-    if let Some(kib) = std::env::var("QLEDGER_CACHE_KIB")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        conn.pragma_update(None, "cache_size", -kib)?;
-    }
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    // Writers checkpoint themselves, after their turn (see `Ledger::write`).
+    // Writers checkpoint themselves right after their commit (see
+    // `Ledger::write`), outside the write lock.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(())
 }
@@ -158,23 +148,6 @@ pub struct Ledger {
     conn: Connection,
     path: PathBuf,
     settings: Settings,
-    /// Commits stay in the WAL until the next write (order desk), instead
-    /// of being copied into the ledger file at once.
-    deferred_checkpoints: bool,
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        // An order-desk connection leaves its WAL for the next writer to
-        // copy, unless it has grown large (say after an import that ran
-        // alongside): then the last connection to close copies it into the
-        // ledger file and removes it, as SQLite does by default.
-        if self.deferred_checkpoints && self.wal_bytes() > DESK_WAL_BYTES_MAX {
-            let _ = self
-                .conn
-                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
-        }
-    }
 }
 
 impl Ledger {
@@ -186,6 +159,17 @@ impl Ledger {
                 "{} already exists; init never overwrites a file",
                 path.display()
             )));
+        }
+        for leftover in [wal_path(path), shm_path(path)] {
+            if leftover.exists() {
+                return Err(Error::BadInput(format!(
+                    "{} exists beside {}: it belongs to an earlier ledger at this path and a new \
+                     ledger would inherit it; move it away (or restore the ledger it belongs to) \
+                     before init",
+                    leftover.display(),
+                    path.display()
+                )));
+            }
         }
         let file_name = path
             .file_name()
@@ -208,21 +192,15 @@ impl Ledger {
                 }
             })
         });
-        let staging_queue = crate::queue::queue_path(&staging);
         let _ = std::fs::remove_file(&staging);
-        let _ = std::fs::remove_file(staging_queue);
         result?;
         Ledger::open(path)
     }
 
     fn build_new(staging: &Path, settings: &Settings, as_of: NaiveDate) -> Result<()> {
         let conn = Connection::open(staging)?;
-        // Before the first table exists. (Experiment knob, see benches.)
-        let page_size: i64 = std::env::var("QLEDGER_PAGE_SIZE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(16384);
-        conn.pragma_update(None, "page_size", page_size)?;
+        // Before the first table exists (see `PAGE_BYTES`).
+        conn.pragma_update(None, "page_size", PAGE_BYTES)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -236,7 +214,6 @@ impl Ledger {
             conn,
             path: staging.to_path_buf(),
             settings: settings.clone(),
-            deferred_checkpoints: false,
         };
         ledger.write(|appender| {
             appender.append(
@@ -287,60 +264,7 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             settings,
-            deferred_checkpoints: false,
         })
-    }
-
-    /// Opens a ledger for the order desk's short processes (`check`,
-    /// `reserve`, `release`), which the desk waits on. Two differences from
-    /// [`Ledger::open`], both measured with `benches/desk.rs`:
-    ///
-    /// - Checkpoints are deferred. A commit is durable in the WAL
-    ///   (`synchronous=FULL`) and stays there; the next writer, of any
-    ///   process, copies it into the ledger file before its own write
-    ///   ([`Ledger::write`]), and then restarts the WAL from its start. The
-    ///   `-wal` file thus lives on between processes instead of being
-    ///   created, fsynced as a new file and unlinked every time: about
-    ///   0.5 ms of a ~4 ms `reserve`. At rest the ledger file may therefore
-    ///   lack the last desk write, which is in `-wal` beside it; every
-    ///   SQLite reader sees both (README, "Copying a ledger").
-    /// - Pages are read through a memory map rather than copied into
-    ///   SQLite's cache (fewer page faults in a fresh process). An I/O error
-    ///   while reading then ends the process with SIGBUS instead of an
-    ///   error; nothing is written through the map.
-    pub fn open_for_desk(path: &Path) -> Result<Ledger> {
-        let mut ledger = Ledger::open(path)?;
-        ledger
-            .conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        ledger
-            .conn
-            .pragma_update(None, "mmap_size", DESK_MMAP_BYTES)?;
-        // A writer that starts the WAL over also trims a file left large
-        // (say by an import) to this size.
-        ledger
-            .conn
-            .pragma_update(None, "journal_size_limit", DESK_WAL_BYTES_MAX as i64)?;
-        ledger.deferred_checkpoints = true;
-        Ok(ledger)
-    }
-
-    /// Ends the use of an order-desk ledger by a process about to exit,
-    /// without closing SQLite's connection: the exit releases its locks and
-    /// files, leaving SQLite's files as a close with deferred checkpoints
-    /// would (every commit was durable when it returned). Closing would
-    /// free each parsed schema object and statement and unmap the file
-    /// first: 0.3 ms of a `reserve`. A ledger whose WAL has grown large, or
-    /// one not opened for the desk, is closed as usual (see `Drop`).
-    pub fn leave(self) {
-        if self.deferred_checkpoints && self.wal_bytes() <= DESK_WAL_BYTES_MAX {
-            std::mem::forget(self);
-        }
-    }
-
-    /// Size of the `-wal` file beside the ledger (0 when there is none).
-    fn wal_bytes(&self) -> u64 {
-        wal_path(&self.path).metadata().map_or(0, |meta| meta.len())
     }
 
     /// The ledger's settings.
@@ -364,28 +288,14 @@ impl Ledger {
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so the
-    /// write lock is taken before anything is read), after the writers
-    /// queued ahead of this one (`queue::wait_turn`). `work` returns its
-    /// result and whether to commit; on `false` or an error nothing is written.
+    /// write lock is taken before anything is read; SQLite's busy handler
+    /// waits for it). `work` returns its result and whether to commit; on
+    /// `false` or an error nothing is written. After a commit the WAL is
+    /// copied into the ledger file, so the file alone holds every entry.
     pub fn write<T>(
         &mut self,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
-        // Copy what earlier writers left in the WAL (order-desk commits,
-        // see `open_for_desk`) into the ledger file first, so that this
-        // write starts the WAL over instead of growing it. A passive
-        // checkpoint waits for nobody; when the WAL holds nothing new it
-        // costs no I/O. Best effort: a later one copies what this could not.
-        let _ = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                row.get::<_, i64>(0)
-            });
-        crate::trace::phase("write", "checkpoint before");
-        // First come, first served among writers (see queue.rs); the turn
-        // ends when this function returns, after the commit.
-        let _turn = crate::queue::wait_turn(&self.path, BUSY_TIMEOUT.with(|t| t.get()))?;
-        crate::trace::phase("write", "queue");
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -407,16 +317,13 @@ impl Ledger {
             tx.rollback()?;
         }
         crate::trace::phase("write", "commit");
-        drop(_turn);
-        if commit && (!self.deferred_checkpoints || self.wal_bytes() > DESK_WAL_BYTES_MAX) {
-            // Copy what this commit added to the WAL into the main file now,
-            // with the next writer already at work (a passive checkpoint
-            // blocks nobody). Then the WAL stays short, and the checkpoint
-            // SQLite makes when the last connection closes, which holds the
-            // file exclusively and makes processes opening it wait, has
-            // nothing left to copy. Measured with four concurrent reservers:
-            // p99.9 37 ms -> 18 ms. Best effort: the commit is durable in
-            // the WAL already, and a later checkpoint copies what this one could not.
+        if commit {
+            // Copy what this commit added to the WAL into the ledger file
+            // now, with the write lock already released (a passive
+            // checkpoint blocks nobody): the file alone then holds every
+            // entry, and the WAL stays short. Best effort: the commit is
+            // durable in the WAL already, and SQLite's checkpoint when the
+            // last connection closes copies what this one could not.
             let frames = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
@@ -435,9 +342,18 @@ impl Ledger {
 }
 
 /// SQLite's write-ahead log beside the ledger file at `path`.
-fn wal_path(path: &Path) -> PathBuf {
+pub fn wal_path(path: &Path) -> PathBuf {
+    beside(path, "-wal")
+}
+
+/// SQLite's shared-memory index of the WAL beside the ledger file at `path`.
+pub fn shm_path(path: &Path) -> PathBuf {
+    beside(path, "-shm")
+}
+
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

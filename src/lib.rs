@@ -10,7 +10,6 @@ pub mod error;
 pub mod ledger;
 pub mod money;
 pub mod period;
-pub mod queue;
 pub mod values;
 
 pub use error::{Error, Result, RowProblem, Rule};

@@ -259,7 +259,7 @@ fn print_json(value: &serde_json::Value) {
 
 fn run(cli: &Cli) -> Result<u8, Error> {
     let as_of = as_of_date(cli)?;
-    match &cli.command {
+    let code = match &cli.command {
         Command::Init { period, restricted } => init(cli, period, restricted, as_of),
         Command::Policy {
             action: PolicyAction::Import { file },
@@ -290,139 +290,166 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             };
             sales_import(cli, file, rejects.as_deref(), &options)
         }
-        Command::Check { request } => {
-            let request = request.parse()?;
-            let ledger = Ledger::open_for_desk(&cli.db)?;
-            let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
-            print_answer(cli, &answer);
-            ledger.leave();
-            Ok(if answer.allowed { 0 } else { 1 })
-        }
+        Command::Check { request } => check(cli, request, as_of),
         Command::Reserve {
             order_ref,
             request,
             ttl_days,
-        } => {
-            let order_ref = parse_identifier(order_ref.trim())
-                .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
-            let request = request.parse()?;
-            let mut ledger = Ledger::open_for_desk(&cli.db)?;
-            let answer =
-                quotaledger::desk::reserve(&mut ledger, &order_ref, &request, *ttl_days, as_of)?;
-            print_answer(cli, &answer);
-            ledger.leave();
-            Ok(if answer.allowed { 0 } else { 1 })
-        }
-        Command::Release { order_ref } => {
-            let order_ref = parse_identifier(order_ref.trim())
-                .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))?;
-            let mut ledger = Ledger::open_for_desk(&cli.db)?;
-            let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
-            if cli.json {
-                print_json(&json!({
-                    "order_ref": released.order_ref,
-                    "released_units": released.released_units,
-                    "already_ended": released.already_ended,
-                }));
-            } else if released.already_ended {
-                println!(
-                    "order {}: its hold had already ended; nothing released",
-                    released.order_ref
-                );
-            } else {
-                println!(
-                    "order {}: released {} units",
-                    released.order_ref, released.released_units
-                );
-            }
-            ledger.leave();
-            Ok(0)
-        }
-        Command::Report { period, format } => {
-            let format = match (cli.json, format.as_deref().map(str::to_ascii_lowercase)) {
-                (true, None) => "json".to_string(),
-                (true, Some(f)) if f == "json" => f,
-                (true, Some(f)) => {
-                    return Err(Error::BadInput(format!(
-                        "--json asks for JSON but --format asks for {f}"
-                    )))
-                }
-                (false, None) => "table".to_string(),
-                (false, Some(f)) if ["table", "json", "csv"].contains(&f.as_str()) => f,
-                (false, Some(f)) => {
-                    return Err(Error::BadInput(format!("--format {f}: table, json or csv")))
-                }
-            };
-            let ledger = Ledger::open(&cli.db)?;
-            let period = parse_period(&ledger, period)?;
-            let report = quotaledger::report::report(&ledger, period, as_of)?;
-            match format.as_str() {
-                "json" => print_json(&report.to_json()),
-                "csv" => print!("{}", report.to_csv()),
-                _ => print!("{}", report.to_table()),
-            }
-            Ok(0)
-        }
+        } => reserve(cli, order_ref, request, *ttl_days, as_of),
+        Command::Release { order_ref } => release(cli, order_ref, as_of),
+        Command::Report { period, format } => report(cli, period, format.as_deref(), as_of),
         Command::Remit {
             period,
             amount,
             paid_on,
             reference,
-        } => {
-            let mut ledger = Ledger::open(&cli.db)?;
-            let period = parse_period(&ledger, period)?;
-            let amount = quotaledger::money::Usd::parse(amount.trim(), 1_000_000_000_000_000)
-                .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
-            let paid_on = parse_date(paid_on.trim())
-                .map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
-            let reference = quotaledger::values::parse_text(reference.trim(), true)
-                .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
-            quotaledger::report::remit(&mut ledger, period, amount, paid_on, &reference, as_of)?;
-            if cli.json {
-                print_json(&json!({
-                    "period": period.to_string(),
-                    "amount_usd": amount.to_string(),
-                    "paid_on": quotaledger::period::format_date(paid_on),
-                    "reference": reference,
-                }));
-            } else {
-                println!(
-                    "recorded a payment of {amount} USD for {period}, paid on {}",
-                    quotaledger::period::format_date(paid_on)
-                );
-            }
-            Ok(0)
-        }
-        Command::Close { period } => {
-            let mut ledger = Ledger::open(&cli.db)?;
-            let period = parse_period(&ledger, period)?;
-            let closed = quotaledger::report::close(&mut ledger, period, as_of)?;
-            if cli.json {
-                print_json(&json!({
-                    "period": period.to_string(),
-                    "already_closed": closed.already_closed,
-                    "entries": closed.head.entries,
-                    "head": closed.head.hash_hex(),
-                }));
-            } else if closed.already_closed {
-                println!("{period} was already closed; nothing changed");
-            } else {
-                println!("closed {period}; chain head {}", closed.head.digest_text());
-            }
-            Ok(0)
-        }
+        } => remit(cli, period, amount, paid_on, reference, as_of),
+        Command::Close { period } => close(cli, period, as_of),
         Command::Verify { digest } => verify(cli, digest.as_deref()),
-        Command::Digest => {
-            let ledger = Ledger::open(&cli.db)?;
-            let head = ledger.head()?;
-            if cli.json {
-                print_json(&json!({"entries": head.entries, "head": head.hash_hex()}));
-            } else {
-                println!("{}", head.digest_text());
-            }
-            Ok(0)
-        }
+        Command::Digest => digest(cli),
+    };
+    // An environment or integrity error names the ledger file it concerns.
+    code.map_err(|err| err.concerning(&cli.db))
+}
+
+fn parse_order_ref(order_ref: &str) -> Result<String, Error> {
+    parse_identifier(order_ref.trim())
+        .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))
+}
+
+fn check(cli: &Cli, request: &RequestArgs, as_of: NaiveDate) -> Result<u8, Error> {
+    let request = request.parse()?;
+    let ledger = Ledger::open(&cli.db)?;
+    let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
+    print_answer(cli, &answer);
+    Ok(if answer.allowed { 0 } else { 1 })
+}
+
+fn reserve(
+    cli: &Cli,
+    order_ref: &str,
+    request: &RequestArgs,
+    ttl_days: i64,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let order_ref = parse_order_ref(order_ref)?;
+    let request = request.parse()?;
+    let mut ledger = Ledger::open(&cli.db)?;
+    let answer = quotaledger::desk::reserve(&mut ledger, &order_ref, &request, ttl_days, as_of)?;
+    print_answer(cli, &answer);
+    Ok(if answer.allowed { 0 } else { 1 })
+}
+
+fn release(cli: &Cli, order_ref: &str, as_of: NaiveDate) -> Result<u8, Error> {
+    let order_ref = parse_order_ref(order_ref)?;
+    let mut ledger = Ledger::open(&cli.db)?;
+    let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
+    if cli.json {
+        print_json(&json!({
+            "order_ref": released.order_ref,
+            "released_units": released.released_units,
+            "already_ended": released.already_ended,
+        }));
+    } else if released.already_ended {
+        println!(
+            "order {}: its hold had already ended; nothing released",
+            released.order_ref
+        );
+    } else {
+        println!(
+            "order {}: released {} units",
+            released.order_ref, released.released_units
+        );
     }
+    Ok(0)
+}
+
+/// The report format: `--format`, or json with `--json` (SPEC §5).
+fn report_format(cli: &Cli, format: Option<&str>) -> Result<String, Error> {
+    match (cli.json, format.map(str::to_ascii_lowercase)) {
+        (true, None) => Ok("json".to_string()),
+        (true, Some(f)) if f == "json" => Ok(f),
+        (true, Some(f)) => Err(Error::BadInput(format!(
+            "--json asks for JSON but --format asks for {f}"
+        ))),
+        (false, None) => Ok("table".to_string()),
+        (false, Some(f)) if ["table", "json", "csv"].contains(&f.as_str()) => Ok(f),
+        (false, Some(f)) => Err(Error::BadInput(format!("--format {f}: table, json or csv"))),
+    }
+}
+
+fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Result<u8, Error> {
+    let format = report_format(cli, format)?;
+    let ledger = Ledger::open(&cli.db)?;
+    let period = parse_period(&ledger, period)?;
+    let report = quotaledger::report::report(&ledger, period, as_of)?;
+    match format.as_str() {
+        "json" => print_json(&report.to_json()),
+        "csv" => print!("{}", report.to_csv()),
+        _ => print!("{}", report.to_table()),
+    }
+    Ok(0)
+}
+
+fn remit(
+    cli: &Cli,
+    period: &str,
+    amount: &str,
+    paid_on: &str,
+    reference: &str,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let mut ledger = Ledger::open(&cli.db)?;
+    let period = parse_period(&ledger, period)?;
+    let amount = quotaledger::money::Usd::parse(amount.trim(), 1_000_000_000_000_000)
+        .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
+    let paid_on =
+        parse_date(paid_on.trim()).map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
+    let reference = quotaledger::values::parse_text(reference.trim(), true)
+        .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
+    quotaledger::report::remit(&mut ledger, period, amount, paid_on, &reference, as_of)?;
+    let paid_on = quotaledger::period::format_date(paid_on);
+    if cli.json {
+        print_json(&json!({
+            "period": period.to_string(),
+            "amount_usd": amount.to_string(),
+            "paid_on": paid_on,
+            "reference": reference,
+        }));
+    } else {
+        println!("recorded a payment of {amount} USD for {period}, paid on {paid_on}");
+    }
+    Ok(0)
+}
+
+fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
+    let mut ledger = Ledger::open(&cli.db)?;
+    let period = parse_period(&ledger, period)?;
+    let closed = quotaledger::report::close(&mut ledger, period, as_of)?;
+    if cli.json {
+        print_json(&json!({
+            "period": period.to_string(),
+            "already_closed": closed.already_closed,
+            "entries": closed.head.entries,
+            "head": closed.head.hash_hex(),
+        }));
+    } else if closed.already_closed {
+        println!("{period} was already closed; nothing changed");
+    } else {
+        println!("closed {period}; chain head {}", closed.head.digest_text());
+    }
+    Ok(0)
+}
+
+fn digest(cli: &Cli) -> Result<u8, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    let head = ledger.head()?;
+    if cli.json {
+        print_json(&json!({"entries": head.entries, "head": head.hash_hex()}));
+    } else {
+        println!("{}", head.digest_text());
+    }
+    Ok(0)
 }
 
 fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u8, Error> {

@@ -103,9 +103,9 @@ fn sigkill_during_import_leaves_the_ledger_unchanged_or_complete() {
     );
 }
 
-/// The order desk's write path (checkpoint of the WAL the previous desk
-/// write left, queue, commit into the WAL, exit without closing): SIGKILL
-/// `reserve` processes at random moments. Every hold is then either
+/// The order desk's write path (write lock, commit into the WAL, checkpoint
+/// into the ledger file, close): SIGKILL `reserve` processes at random
+/// moments, so some die with their commit still only in the WAL. Every hold is then either
 /// recorded whole or absent, the chain and `derived_held_units` verify, and
 /// the desk goes on working.
 #[test]
@@ -151,9 +151,8 @@ fn sigkill_during_reserve_leaves_every_hold_whole_or_absent() {
             killed += 1;
             assert!(holds <= 1, "{context}");
         }
-        // Now and then only: verify, closing the ledger last, also copies
-        // the WAL into the file, and most kills should land while the WAL
-        // holds the write of the desk process before.
+        // Now and then: verify (which, closing last, also copies whatever
+        // a killed process left in the WAL into the file).
         if iteration % 8 == 7 {
             let (code, _, stderr) = run(&db, &["verify"]);
             assert_eq!(code, 0, "{context}: {stderr}");

@@ -199,19 +199,40 @@ fn init_leaves_the_ledger_alone_in_its_directory() {
         names.sort();
         names
     };
-    // Built aside, linked into place: no staging file, no staging queue.
+    // Built aside, linked into place: no staging file.
     assert_eq!(names(dir.path()), vec!["ledger.sqlite"]);
-    // Writers queue in a file beside the ledger; SQLite's WAL files go
-    // when the last connection closes.
+    // No file of qledger's own beside it; SQLite's WAL files go when the
+    // last connection closes.
     let (code, _, stderr) = run(
         &db,
         &["policy", "import", fixture("policy.csv").to_str().unwrap()],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        names(dir.path()),
-        vec!["ledger.sqlite", "ledger.sqlite-queue"]
-    );
+    assert_eq!(names(dir.path()), vec!["ledger.sqlite"]);
+}
+
+#[test]
+fn init_refuses_a_path_with_a_stale_wal_or_shm_beside_it() {
+    for leftover in ["-wal", "-shm"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ledger.sqlite");
+        let stale = dir.path().join(format!("ledger.sqlite{leftover}"));
+        std::fs::write(&stale, b"left by an earlier ledger").unwrap();
+        let (code, _, stderr) = run(&db, &["init"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(&stale.display().to_string()), "{stderr}");
+        assert!(!db.exists(), "nothing created");
+        assert_eq!(
+            std::fs::read(&stale).unwrap(),
+            b"left by an earlier ledger",
+            "the stale file is left for its owner"
+        );
+        std::fs::remove_file(&stale).unwrap();
+        let (code, _, stderr) = run(&db, &["init"]);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = run(&db, &["verify"]);
+        assert_eq!(code, 0, "{stderr}");
+    }
 }
 
 #[test]

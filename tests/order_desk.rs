@@ -644,104 +644,99 @@ fn a_long_lived_desk_sees_every_commit_by_other_processes() {
 }
 
 #[test]
-fn desk_writes_stay_in_the_wal_until_the_next_write_which_starts_it_over() {
+fn after_50_reserves_and_releases_the_ledger_file_alone_holds_every_hold() {
     let (dir, db) = desk();
-    assert!(
-        !wal_of(&db).exists(),
-        "init and imports leave the ledger file complete"
-    );
-    let (code, _) = reserve(&db, "2026-06-01", "PO-0", "1", &[]);
-    assert_eq!(code, 0);
-    let one_hold_bytes = wal_of(&db)
-        .metadata()
-        .expect("the hold is in the WAL")
-        .len();
-    assert!(one_hold_bytes > 0);
-    assert_eq!(check(&db, "2026-06-01", "1")["reserved_units"], 1);
-    // Each write copies the one before into the ledger file and starts
-    // the WAL over: it does not grow with every hold.
-    let wal_bytes_after = |what: &str| {
-        let wal_bytes = wal_of(&db).metadata().unwrap().len();
-        assert!(
-            wal_bytes < 2 * one_hold_bytes,
-            "WAL of {wal_bytes} bytes after {what}, {one_hold_bytes} after one hold"
-        );
-    };
-    for index in 1..=12 {
+    for index in 0..25 {
         let order = format!("PO-{index}");
-        let (code, _) = reserve(&db, "2026-06-01", &order, "1", &[]);
-        assert_eq!(code, 0);
-        wal_bytes_after(&format!("{} holds", index + 1));
+        let (code, answer) = reserve(&db, "2026-06-01", &order, "2", &[]);
+        assert_eq!(code, 0, "{answer}");
+        assert!(!wal_of(&db).exists(), "reserve leaves the file complete");
+        if index % 2 == 0 {
+            let (code, answer) = at(&db, "2026-06-01", &["release", "--order", &order]);
+            assert_eq!(code, 0, "{answer}");
+            assert!(!wal_of(&db).exists(), "release leaves the file complete");
+        } else {
+            let (code, answer) = reserve(&db, "2026-06-01", &format!("PO-B{index}"), "1", &[]);
+            assert_eq!(code, 0, "{answer}");
+        }
     }
-    let (code, _) = at(&db, "2026-06-01", &["release", "--order", "PO-3"]);
-    assert_eq!(code, 0);
-    wal_bytes_after("a release");
-    assert_eq!(check(&db, "2026-06-01", "1")["reserved_units"], 12);
-    assert!(wal_of(&db).exists(), "check leaves the WAL as it is");
-    // Another command closing the ledger last copies the WAL into the file
-    // and removes it, as SQLite does by default.
-    let (code, _, stderr) = run(&db, &["verify"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!wal_of(&db).exists());
-    // So does any other write: then a copy of the file alone has every entry.
-    let (code, _) = reserve(&db, "2026-06-01", "PO-13", "1", &[]);
-    assert_eq!(code, 0);
-    assert!(wal_of(&db).exists());
-    let digest_before = digest(&db);
-    let (code, _) = reserve(&db, "2026-06-01", "PO-14", "1", &[]);
-    assert_eq!(code, 0);
-    import(&dir, &db, "2026-06-01", "U2,2026-04-03,H200,US,,2,10,,,,\n");
-    assert!(!wal_of(&db).exists());
-    let copy = dir.path().join("copy.sqlite");
+    // 13 holds released, 12 kept with 2 units, 12 more with 1 unit.
+    let expected_held = 12 * 2 + 12;
+    assert_eq!(
+        check(&db, "2026-06-01", "1")["reserved_units"],
+        expected_held
+    );
+    // A plain copy of the file, without -wal or -shm, is the whole ledger.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.sqlite");
     std::fs::copy(&db, &copy).unwrap();
     assert_eq!(digest(&copy), digest(&db));
-    assert_ne!(digest(&copy), digest_before);
-    assert_eq!(check(&copy, "2026-06-01", "1")["reserved_units"], 14);
+    let (code, _, stderr) = run(&copy, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        check(&copy, "2026-06-01", "1")["reserved_units"],
+        expected_held
+    );
+    let holds: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM hold", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(holds, 37);
+    drop(dir);
 }
 
 #[test]
-fn a_large_wal_left_behind_is_removed_by_the_desk_process_that_closes_last() {
-    let (dir, db) = desk();
-    // A reader that, like the order desk, never checkpoints on close keeps
-    // the ledger open while a nightly import commits: the import cannot
-    // remove its WAL, and the reader leaves it behind.
-    let reader = rusqlite::Connection::open(&db).unwrap();
-    reader
-        .set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM sale", [], |row| row.get(0))
-        .unwrap();
-    let rows: String = (0..12_000)
-        .map(|index| format!("N{index},2026-04-05,H200,US,,1,10,,,,\n"))
-        .collect();
-    let (code, answer) = import(&dir, &db, "2026-06-01", &rows);
-    assert_eq!(code, 0, "{answer}");
-    drop(reader);
-    let left_bytes = wal_of(&db).metadata().expect("WAL left behind").len();
-    assert!(
-        left_bytes > quotaledger::ledger::DESK_WAL_BYTES_MAX,
-        "the setup leaves a large WAL ({left_bytes} bytes)"
-    );
-    // The next desk process reads it (the US units count) and, closing
-    // last, copies it into the file and removes it.
-    let answer = check(&db, "2026-06-01", "1");
-    assert_eq!(answer["us_units"], 12_200);
-    assert!(!wal_of(&db).exists());
+fn an_io_error_on_a_desk_command_is_exit_4_naming_the_ledger() {
+    let (_dir, db) = desk();
+    let before = digest(&db);
+    // The ledger on a full filesystem: no file may grow (RLIMIT_FSIZE of 0,
+    // SIGXFSZ ignored, so a write fails with EFBIG instead of a signal).
+    let reserve_args = [
+        "reserve",
+        "--order",
+        "PO-IO",
+        "--chip",
+        "H200",
+        "--market",
+        "CN",
+        "--units",
+        "1",
+        "--date",
+        "2026-06-10",
+        "--customer",
+        "C-CN",
+        "--lot",
+        "L-BIG",
+    ];
+    for args in [&reserve_args[..], &["release", "--order", "PO-IO"][..]] {
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 0; exec \"$@\"")
+            .arg("qledger-under-ulimit")
+            .arg(assert_cmd::cargo::cargo_bin("qledger"))
+            .arg("--db")
+            .arg(&db)
+            .arg("--as-of")
+            .arg("2026-06-01")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+        assert!(stderr.contains("I/O error"), "{stderr}");
+    }
+    assert_eq!(digest(&db), before, "nothing written");
     let (code, _, stderr) = run(&db, &["verify"]);
     assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
-fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
+fn a_writer_waits_for_the_write_lock_and_gives_up_at_the_busy_timeout() {
     let (_dir, db) = desk();
-    // Another writer holds its turn (as an import would for seconds).
-    let holder = quotaledger::queue::wait_turn(&db, std::time::Duration::from_secs(5)).unwrap();
-    assert!(quotaledger::queue::queue_path(&db).exists());
-    let before = digest(&db);
+    // Another writer holds SQLite's write lock (as an import would for seconds).
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let reserve_one = || {
         qledger_at(
             &db,
@@ -770,26 +765,30 @@ fn writers_wait_their_turn_in_the_queue_and_give_up_at_the_busy_timeout() {
         .env("QLEDGER_BUSY_TIMEOUT_MS", "300")
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
         Some(4),
-        "locked past the timeout is exit 4"
+        "locked past the timeout is exit 4: {stderr}"
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("busy timeout"), "{stderr}");
-    assert_eq!(digest(&db), before, "nothing written");
-    // A writer that comes while the turn is held goes as soon as it ends.
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    // A writer that comes while the lock is held goes as soon as it is free.
     let waiting = reserve_one()
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(digest(&db), before, "still waiting for its turn");
+    holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
     let status = wait_with_timeout(waiting, std::time::Duration::from_secs(10));
     assert_eq!(status, Some(0));
-    assert_ne!(digest(&db), before);
+    assert_eq!(
+        check(&db, "2026-05-01", "1")["reserved_units"],
+        1,
+        "the hold went in"
+    );
 }
 
 /// Waits for `child` at most `limit`; `None` (and the child killed) if it
