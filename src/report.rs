@@ -4,43 +4,20 @@
 
 use crate::entry::{PERIOD_CLOSE, REMITTANCE_PAYMENT};
 use crate::error::{Error, Result};
-use crate::facts::{closed_periods, parse_e4};
+use crate::facts::{parse_e4, LedgerFacts};
 use crate::ledger::{read_head, ChainHead, Ledger, Settings};
 use crate::lots::{self, LabResult};
 use crate::money::{remittance_cents, Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
 use crate::policy::{self, CapWindow};
-use crate::rules::{cap_limit, ChipPolicy, Window};
+use crate::rules::{cap_status, figures_on, Facts, Window};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A chip's standing in a period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Within its cap.
-    Ok,
-    /// The cap window's restricted net units are over the limit.
-    Breach,
-    /// Restricted sales allowed, no cap.
-    Uncapped,
-    /// No version in force, or restricted sales not allowed.
-    Forbidden,
-}
-
-impl Status {
-    /// The JSON name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Breach => "breach",
-            Status::Uncapped => "uncapped",
-            Status::Forbidden => "forbidden",
-        }
-    }
-}
+pub use crate::rules::Status;
 
 /// One chip's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,92 +148,45 @@ fn day(date: NaiveDate) -> String {
     format_date(date)
 }
 
+/// The report's reference date R (SPEC §5 `report`): the as-of date
+/// clamped into the period. Its cap window gives `limit`, `headroom` and
+/// `status`, so a report never shows another period's limit.
+pub fn reference_date(period: Period, as_of: NaiveDate) -> NaiveDate {
+    as_of.clamp(period.first_day(), period.last_day())
+}
+
 /// Computes the report of `period` as the ledger stands in `conn`, on the
-/// ledger clock `as_of`.
+/// ledger clock `as_of`. Cap figures come from the rules module
+/// (`rules::figures_on`, `rules::cap_status`), as `check` gets them.
 pub fn compute(
     conn: &Connection,
     settings: &Settings,
     period: Period,
     as_of: NaiveDate,
 ) -> Result<Report> {
-    let closed_set = closed_periods(conn, settings)?;
-    let closed = closed_set.contains(&period);
-    let (first, last) = (period.first_day(), period.last_day());
-    let version_day = last.min(as_of);
+    let mut facts = LedgerFacts::new(conn, settings.clone(), as_of)?;
+    let closed = facts.is_closed(period)?;
+    let reference = reference_date(period, as_of);
     let period_id = period.to_string();
-
-    // Which chips: a version in force during the period, or any activity.
-    let versions = policy::all_versions(conn)?;
-    let mut chips: BTreeSet<String> = versions
+    let units_by_chip = period_units(conn, period)?;
+    let revenue_by_chip = period_revenue(conn, &period_id)?;
+    let mut chips: BTreeSet<String> = policy::all_versions(conn)?
         .iter()
-        .filter(|version| version.effective_from <= last)
+        .filter(|version| version.effective_from <= period.last_day())
         .map(|version| version.chip.clone())
         .collect();
-    let mut policies: BTreeMap<String, ChipPolicy> =
-        ChipPolicy::per_chip(versions).into_iter().collect();
-    let mut units_by_chip: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    {
-        let mut statement = conn.prepare_cached(
-            "SELECT chip, sum(us_net_units), sum(restricted_net_units), count(*) FROM derived_daily_units \
-             WHERE day BETWEEN ?1 AND ?2 GROUP BY chip",
-        )?;
-        let rows = statement.query_map((day(first), day(last)), |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (chip, us, restricted) = row?;
-            chips.insert(chip.clone());
-            units_by_chip.insert(chip, (us, restricted));
+    chips.extend(units_by_chip.keys().cloned());
+    chips.extend(revenue_by_chip.keys().cloned());
+    let period_window = Window::of_period(period);
+    for chip in chips_with_holds(conn, period)? {
+        if facts.window_units(&chip, period_window)?.held > 0 {
+            chips.insert(chip);
         }
     }
-    let mut revenue_by_chip: BTreeMap<String, Vec<(Ratio, i128)>> = BTreeMap::new();
-    {
-        let mut statement = conn.prepare_cached(
-            "SELECT chip, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue WHERE period = ?1",
-        )?;
-        let rows = statement.query_map([&period_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (chip, rate, sales, returns) = row?;
-            let rate = Ratio::parse(&rate).map_err(Error::Integrity)?;
-            let net = parse_e4(&sales)?
-                .checked_sub(parse_e4(&returns)?)
-                .ok_or_else(|| Error::Integrity("revenue out of range".to_string()))?;
-            chips.insert(chip.clone());
-            revenue_by_chip.entry(chip).or_default().push((rate, net));
-        }
-    }
-    let holds = if closed {
-        Vec::new()
-    } else {
-        active_holds_planned(conn, as_of, first, last)?
-    };
-    for (chip, _, _, _) in &holds {
-        chips.insert(chip.clone());
-    }
-
     let mut figures = Vec::new();
     let mut due = Usd::ZERO;
     for chip in chips {
-        let chip_policy = policies.remove(&chip).unwrap_or(ChipPolicy {
-            versions: Vec::new(),
-        });
         let (us_units, restricted_units) = units_by_chip.get(&chip).copied().unwrap_or((0, 0));
-        let reserved_units: i64 = holds
-            .iter()
-            .filter(|(hold_chip, _, _, _)| *hold_chip == chip)
-            .map(|(_, _, remaining, _)| remaining)
-            .sum();
         let parts = revenue_by_chip.get(&chip).cloned().unwrap_or_default();
         let restricted_revenue = Usd::from_e4(parts.iter().map(|(_, net)| net).sum());
         let remittance_due = remittance_cents(&parts)
@@ -264,63 +194,29 @@ pub fn compute(
         due = due
             .checked_add(remittance_due)
             .ok_or_else(|| Error::Integrity("remittance total out of range".to_string()))?;
-        let version = chip_policy.in_force(version_day);
-        let mut row = ChipFigures {
-            chip: chip.clone(),
+        let policy = facts.chip_policy(&chip)?;
+        let cap = figures_on(&mut facts, &chip, reference)?;
+        let status = cap_status(policy.in_force(reference), &cap);
+        let capped = status != Status::Forbidden && cap.cap.is_some();
+        figures.push(ChipFigures {
+            reserved_units: facts.window_units(&chip, period_window)?.held,
+            chip,
             us_units,
             restricted_units,
-            reserved_units,
-            cap_ratio: None,
-            cap_window: None,
-            limit: None,
-            headroom: None,
-            status: Status::Forbidden,
+            cap_ratio: cap.cap.filter(|_| capped).map(|c| c.cap_ratio),
+            cap_window: cap.cap.filter(|_| capped).map(|c| c.cap_window),
+            limit: cap.limit.filter(|_| capped),
+            headroom: cap.headroom().filter(|_| capped),
+            status,
             restricted_revenue,
             remittance_due,
-        };
-        match version {
-            Some(v) if v.restricted_allowed => {
-                match chip_policy.cap_on(version_day, settings.period_kind) {
-                    Some((cap, window)) => {
-                        let (window_us, window_restricted) = window_units(conn, &chip, window)?;
-                        let window_held: i64 = if closed {
-                            0
-                        } else {
-                            active_holds_planned(conn, as_of, window.start, window.end)?
-                                .iter()
-                                .filter(|(hold_chip, planned, _, _)| {
-                                    *hold_chip == chip
-                                        && !closed_set
-                                            .contains(&Period::of(settings.period_kind, *planned))
-                                })
-                                .map(|(_, _, remaining, _)| remaining)
-                                .sum()
-                        };
-                        let limit = cap_limit(cap.cap_ratio, window_us);
-                        row.cap_ratio = Some(cap.cap_ratio);
-                        row.cap_window = Some(cap.cap_window);
-                        row.limit = Some(limit);
-                        row.headroom = Some(limit - window_restricted - window_held);
-                        row.status = if window_restricted > limit {
-                            Status::Breach
-                        } else {
-                            Status::Ok
-                        };
-                    }
-                    None => row.status = Status::Uncapped,
-                }
-            }
-            _ => row.status = Status::Forbidden,
-        }
-        figures.push(row);
+        });
     }
-
     let paid: i64 = conn
         .prepare_cached(
             "SELECT coalesce(sum(amount_usd_e4), 0) FROM remittance_payment WHERE period = ?1",
         )?
         .query_row([&period_id], |row| row.get(0))?;
-
     Ok(Report {
         period,
         closed,
@@ -329,62 +225,61 @@ pub fn compute(
         chips: figures,
         due,
         paid: Usd::from_e4(paid as i128),
-        lots: lot_figures(conn, period, &holds)?,
-        violations: violations(conn, first, last)?,
+        lots: lot_figures(conn, period)?,
+        violations: violations(conn, period.first_day(), period.last_day())?,
         imports: imports(conn, &period_id)?,
     })
 }
 
-fn window_units(conn: &Connection, chip: &str, window: Window) -> Result<(i64, i64)> {
+/// Net US and restricted units per chip dated in the period.
+fn period_units(conn: &Connection, period: Period) -> Result<BTreeMap<String, (i64, i64)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT chip, sum(us_net_units), sum(restricted_net_units) FROM derived_daily_units \
+         WHERE day BETWEEN ?1 AND ?2 GROUP BY chip",
+    )?;
+    let rows = statement.query_map((day(period.first_day()), day(period.last_day())), |row| {
+        Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Restricted revenue net of returns per chip, by remittance rate, exact.
+fn period_revenue(conn: &Connection, period_id: &str) -> Result<BTreeMap<String, Vec<(Ratio, i128)>>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT chip, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue WHERE period = ?1",
+    )?;
+    let rows = statement.query_map([period_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut revenue: BTreeMap<String, Vec<(Ratio, i128)>> = BTreeMap::new();
+    for row in rows {
+        let (chip, rate, sales, returns) = row?;
+        let rate = Ratio::parse(&rate).map_err(Error::Integrity)?;
+        let net = parse_e4(&sales)?
+            .checked_sub(parse_e4(&returns)?)
+            .ok_or_else(|| Error::Integrity("revenue out of range".to_string()))?;
+        revenue.entry(chip).or_default().push((rate, net));
+    }
+    Ok(revenue)
+}
+
+/// Chips with units still held by a hold planned in the period (whether
+/// the hold is still active is for the rules module to say).
+fn chips_with_holds(conn: &Connection, period: Period) -> Result<Vec<String>> {
     Ok(conn
         .prepare_cached(
-            "SELECT coalesce(sum(us_net_units), 0), coalesce(sum(restricted_net_units), 0) \
-             FROM derived_daily_units WHERE chip = ?1 AND day BETWEEN ?2 AND ?3",
+            "SELECT DISTINCT chip FROM derived_held_units WHERE planned_date BETWEEN ?1 AND ?2",
         )?
-        .query_row((chip, day(window.start), day(window.end)), |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?)
+        .query_map((day(period.first_day()), day(period.last_day())), |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
-/// Units of active holds as the report counts them: (chip, planned date,
-/// remaining units, lot), summed over holds sharing all four.
-type PlannedHold = (String, NaiveDate, i64, Option<String>);
-
-/// Active holds (on `as_of`) planned between `from` and `to`.
-fn active_holds_planned(
-    conn: &Connection,
-    as_of: NaiveDate,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<PlannedHold>> {
-    let rows: Vec<(String, String, i64, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT chip, planned_date, sum(held_units), nullif(lot_id, '') \
-             FROM derived_held_units WHERE planned_date BETWEEN ?2 AND ?3 AND expires_on > ?1 \
-             GROUP BY chip, planned_date, lot_id",
-        )?
-        .query_map((day(as_of), day(from), day(to)), |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    rows.into_iter()
-        .filter(|row| row.2 > 0)
-        .map(|(chip, planned, remaining, lot)| {
-            Ok((
-                chip,
-                parse_date(&planned).map_err(Error::Integrity)?,
-                remaining,
-                lot,
-            ))
-        })
-        .collect()
-}
-
-fn lot_figures(
-    conn: &Connection,
-    period: Period,
-    holds: &[PlannedHold],
-) -> Result<Vec<LotFigures>> {
+fn lot_figures(conn: &Connection, period: Period) -> Result<Vec<LotFigures>> {
     let period_id = period.to_string();
     let mut named: BTreeSet<String> = conn
         .prepare_cached("SELECT lot_id FROM derived_lot_units WHERE period = ?1")?
@@ -396,7 +291,6 @@ fn lot_figures(
         .query_map((day(period.first_day()), day(period.last_day())), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     named.extend(hold_lots);
-    named.extend(holds.iter().filter_map(|hold| hold.3.clone()));
     let mut figures = Vec::new();
     for lot_id in named {
         let events = lots::events_of(conn, &lot_id)?;

@@ -225,7 +225,7 @@ pub struct Verdict {
     /// Every rule that refused it, with a message (empty: allowed).
     pub refusals: Vec<(Rule, String)>,
     /// The hold a sale draws from and how many units (sales only).
-    pub draw: Option<(ActiveHold, i64)>,
+    pub draw: Option<Draw>,
     /// The cap window's figures before the shipment.
     pub figures: CapFigures,
 }
@@ -261,34 +261,98 @@ pub fn figures_on(facts: &mut dyn Facts, chip: &str, date: NaiveDate) -> Result<
     })
 }
 
+/// A chip's standing on the cap (SPEC §5 `report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Within its cap.
+    Ok,
+    /// The cap window's restricted net units are over the limit.
+    Breach,
+    /// Restricted sales allowed, no cap.
+    Uncapped,
+    /// No version in force, or restricted sales not allowed.
+    Forbidden,
+}
+
+impl Status {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Breach => "breach",
+            Status::Uncapped => "uncapped",
+            Status::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// A chip's status under `version` (the one in force on the date the
+/// figures are for): holds never make a breach, shipped units do.
+pub fn cap_status(version: Option<&PolicyVersion>, figures: &CapFigures) -> Status {
+    match version {
+        Some(v) if v.restricted_allowed => match figures.limit {
+            Some(limit) if figures.units.restricted_net > limit => Status::Breach,
+            Some(_) => Status::Ok,
+            None => Status::Uncapped,
+        },
+        _ => Status::Forbidden,
+    }
+}
+
+/// A rule's refusal: the rule and why, in words a compliance officer can act on.
+pub type Refusal = (Rule, String);
+
+/// The active hold a sale draws from, and the units it draws.
+pub type Draw = (ActiveHold, i64);
+
 /// Judges a restricted-market shipment: every rule a restricted sale on
-/// its date would face (SPEC §3.1–3.4, §3.6, §3.8). All failures are
-/// listed, not just the first.
+/// its date would face (SPEC §3.1–3.4, §3.6, §3.8), each one function
+/// below, named after its rule. All failures are listed, not just the first.
 pub fn judge_restricted(
     facts: &mut dyn Facts,
     shipment: &Shipment<'_>,
     purpose: Purpose,
 ) -> Result<Verdict> {
-    let kind = facts.settings().period_kind;
-    let period = Period::of(kind, shipment.date);
-    let day = format_date(shipment.date);
-    let mut refusals = Vec::new();
-
-    if facts.is_closed(period)? {
-        refusals.push((Rule::Closed, format!("period {period} is closed")));
-    }
-
     let policy = facts.chip_policy(shipment.chip)?;
     let version = policy.in_force(shipment.date);
+    let mut refusals = Vec::new();
+    refusals.extend(rule_closed(facts, shipment)?);
+    refusals.extend(rule_policy(shipment, version));
+    let (order_refusal, draw) = rule_order(facts, shipment, purpose)?;
+    refusals.extend(order_refusal);
+    refusals.extend(rule_customer(facts, shipment, version)?);
+    refusals.extend(rule_lot(facts, shipment, version, draw.as_ref())?);
+    let figures = figures_on(facts, shipment.chip, shipment.date)?;
+    let drawn_units = draw.as_ref().map_or(0, |(_, drawn)| *drawn);
+    refusals.extend(rule_cap(shipment, &figures, drawn_units));
+    Ok(Verdict {
+        refusals,
+        draw,
+        figures,
+    })
+}
+
+/// Rule `closed` (SPEC §3.8): nothing may be dated in a closed period.
+pub fn rule_closed(facts: &mut dyn Facts, shipment: &Shipment<'_>) -> Result<Option<Refusal>> {
+    let period = Period::of(facts.settings().period_kind, shipment.date);
+    Ok(facts
+        .is_closed(period)?
+        .then(|| (Rule::Closed, format!("period {period} is closed"))))
+}
+
+/// Rule `policy` (SPEC §3.1): a version in force on the date that allows
+/// restricted sales.
+pub fn rule_policy(shipment: &Shipment<'_>, version: Option<&PolicyVersion>) -> Option<Refusal> {
     match version {
-        None => refusals.push((
+        None => Some((
             Rule::Policy,
             format!(
-                "no policy version of {} is in force on {day}",
-                shipment.chip
+                "no policy version of {} is in force on {}",
+                shipment.chip,
+                format_date(shipment.date)
             ),
         )),
-        Some(v) if !v.restricted_allowed => refusals.push((
+        Some(v) if !v.restricted_allowed => Some((
             Rule::Policy,
             format!(
                 "{} may not be sold to restricted markets (policy in force from {}: {})",
@@ -297,172 +361,170 @@ pub fn judge_restricted(
                 v.source
             ),
         )),
-        Some(_) => {}
+        Some(_) => None,
     }
+}
 
-    // Which hold, if any, this sale draws from.
-    let mut draw = None;
-    if let Some(order_ref) = shipment.order_ref {
-        if let Some(hold) = facts.active_hold(order_ref)? {
-            match purpose {
-                Purpose::Hold => refusals.push((
-                    Rule::Order,
-                    format!(
-                        "order {order_ref} already has an active hold of {} units (entry {}, expires on {})",
-                        hold.remaining(),
-                        hold.seq,
-                        format_date(hold.expires_on)
-                    ),
-                )),
-                Purpose::Sale => {
-                    let matches = hold.chip == shipment.chip
-                        && Period::of(kind, hold.planned_date) == period
-                        && hold
-                            .customer_id
-                            .as_deref()
-                            .is_none_or(|c| Some(c) == shipment.customer_id)
-                        && hold.lot_id.as_deref().is_none_or(|l| Some(l) == shipment.lot_id);
-                    if matches {
-                        let drawn = shipment.units.min(hold.remaining());
-                        draw = Some((hold, drawn));
-                    }
-                }
+/// Rule `order` (SPEC §3.6): a hold request for an order with an active
+/// hold is refused. A sale instead draws down its order's active hold when
+/// that hold matches it (chip, period, and customer and lot where named);
+/// returns the hold and the units drawn.
+pub fn rule_order(
+    facts: &mut dyn Facts,
+    shipment: &Shipment<'_>,
+    purpose: Purpose,
+) -> Result<(Option<Refusal>, Option<Draw>)> {
+    let Some(order_ref) = shipment.order_ref else {
+        return Ok((None, None));
+    };
+    let Some(hold) = facts.active_hold(order_ref)? else {
+        return Ok((None, None));
+    };
+    if purpose == Purpose::Hold {
+        let refusal = format!(
+            "order {order_ref} already has an active hold of {} units (entry {}, expires on {})",
+            hold.remaining(),
+            hold.seq,
+            format_date(hold.expires_on)
+        );
+        return Ok((Some((Rule::Order, refusal)), None));
+    }
+    let kind = facts.settings().period_kind;
+    let matches = hold.chip == shipment.chip
+        && Period::of(kind, hold.planned_date) == Period::of(kind, shipment.date)
+        && hold
+            .customer_id
+            .as_deref()
+            .is_none_or(|c| Some(c) == shipment.customer_id)
+        && hold
+            .lot_id
+            .as_deref()
+            .is_none_or(|l| Some(l) == shipment.lot_id);
+    if !matches {
+        return Ok((None, None));
+    }
+    let drawn = shipment.units.min(hold.remaining());
+    Ok((None, Some((hold, drawn))))
+}
+
+/// Rule `customer` (SPEC §3.2): where the policy requires approval, a
+/// named customer approved on the date, in the restricted group.
+pub fn rule_customer(
+    facts: &mut dyn Facts,
+    shipment: &Shipment<'_>,
+    version: Option<&PolicyVersion>,
+) -> Result<Option<Refusal>> {
+    if !version.is_some_and(|v| v.customer_approval_required) {
+        return Ok(None);
+    }
+    let Some(customer_id) = shipment.customer_id else {
+        return Ok(Some((
+            Rule::Customer,
+            format!("{} requires an approved customer; none is named", shipment.chip),
+        )));
+    };
+    let day = format_date(shipment.date);
+    let why = match facts.customer_on(customer_id, shipment.date)? {
+        None => format!("customer {customer_id} is not approved on {day} (no approval on record)"),
+        Some(event) if event.status == CustomerStatus::Revoked => format!(
+            "customer {customer_id}'s approval was revoked on {}",
+            format_date(event.effective_date)
+        ),
+        Some(event) => {
+            let restricted = &facts.settings().restricted_markets;
+            if restricted.contains(&event.country) {
+                return Ok(None);
             }
+            format!(
+                "customer {customer_id} is approved in {}, which is not in the restricted group ({})",
+                event.country,
+                restricted.join(",")
+            )
         }
-    }
-    let drawn_units = draw.as_ref().map_or(0, |(_, drawn)| *drawn);
+    };
+    Ok(Some((Rule::Customer, why)))
+}
 
-    // Customer.
-    if let Some(v) = version {
-        if v.customer_approval_required {
-            match shipment.customer_id {
-                None => refusals.push((
-                    Rule::Customer,
-                    format!("{} requires an approved customer; none is named", shipment.chip),
-                )),
-                Some(customer_id) => match facts.customer_on(customer_id, shipment.date)? {
-                    None => refusals.push((
-                        Rule::Customer,
-                        format!("customer {customer_id} is not approved on {day} (no approval on record)"),
-                    )),
-                    Some(event) if event.status == CustomerStatus::Revoked => refusals.push((
-                        Rule::Customer,
-                        format!(
-                            "customer {customer_id}'s approval was revoked on {}",
-                            format_date(event.effective_date)
-                        ),
-                    )),
-                    Some(event) => {
-                        let restricted = &facts.settings().restricted_markets;
-                        if !restricted.contains(&event.country) {
-                            refusals.push((
-                                Rule::Customer,
-                                format!(
-                                    "customer {customer_id} is approved in {}, which is not in the restricted group ({})",
-                                    event.country,
-                                    restricted.join(",")
-                                ),
-                            ));
-                        }
-                    }
-                },
-            }
-        }
-    }
-
-    // Lot.
-    match shipment.lot_id {
-        Some(lot_id) => {
-            // Units a hold naming this lot already counts for it.
-            let held_for_lot = match &draw {
+/// Rule `lot` (SPEC §3.3): a named lot is always checked (exists, same
+/// chip, cleared on the date, capacity not exceeded by shipped plus held
+/// units); where the policy requires a lab test, a lot must be named.
+/// `draw` is the hold a sale draws from: its units already count for its lot.
+pub fn rule_lot(
+    facts: &mut dyn Facts,
+    shipment: &Shipment<'_>,
+    version: Option<&PolicyVersion>,
+    draw: Option<&Draw>,
+) -> Result<Option<Refusal>> {
+    let Some(lot_id) = shipment.lot_id else {
+        let required = version.is_some_and(|v| v.lab_test_required);
+        return Ok(required.then(|| {
+            let why = format!(
+                "{} requires a lot cleared by a third-party lab; none is named",
+                shipment.chip
+            );
+            (Rule::Lot, why)
+        }));
+    };
+    let day = format_date(shipment.date);
+    let why = match facts.lot_on(lot_id, shipment.date)? {
+        None => format!("lot {lot_id} has no lab results on record"),
+        Some(state) if state.chip != shipment.chip => format!(
+            "lot {lot_id} is a lot of {}, not {}",
+            state.chip, shipment.chip
+        ),
+        Some(state) if !state.cleared => match &state.latest {
+            None => format!("lot {lot_id} has no lab result on or before {day}"),
+            Some(event) => format!(
+                "lot {lot_id} is not cleared on {day} (latest lab result: {} on {})",
+                event.result.name(),
+                format_date(event.effective_date)
+            ),
+        },
+        Some(state) => {
+            let held_for_lot = match draw {
                 Some((hold, drawn)) if hold.lot_id.as_deref() == Some(lot_id) => *drawn,
                 _ => 0,
             };
-            match facts.lot_on(lot_id, shipment.date)? {
-                None => refusals.push((
-                    Rule::Lot,
-                    format!("lot {lot_id} has no lab results on record"),
-                )),
-                Some(state) if state.chip != shipment.chip => refusals.push((
-                    Rule::Lot,
-                    format!(
-                        "lot {lot_id} is a lot of {}, not {}",
-                        state.chip, shipment.chip
-                    ),
-                )),
-                Some(state) if !state.cleared => refusals.push((
-                    Rule::Lot,
-                    match &state.latest {
-                        None => format!("lot {lot_id} has no lab result on or before {day}"),
-                        Some(event) => format!(
-                            "lot {lot_id} is not cleared on {day} (latest lab result: {} on {})",
-                            event.result.name(),
-                            format_date(event.effective_date)
-                        ),
-                    },
-                )),
-                Some(state) => {
-                    let committed = facts.lot_committed(lot_id)?;
-                    let after =
-                        committed.shipped_net + committed.held - held_for_lot + shipment.units;
-                    if after > state.capacity_units {
-                        refusals.push((
-                            Rule::Lot,
-                            format!(
-                                "lot {lot_id} would exceed its lab-approved {} units: {} shipped, {} held, {} more requested",
-                                state.capacity_units,
-                                committed.shipped_net,
-                                committed.held - held_for_lot,
-                                shipment.units
-                            ),
-                        ));
-                    }
-                }
+            let committed = facts.lot_committed(lot_id)?;
+            let held = committed.held - held_for_lot;
+            if committed.shipped_net + held + shipment.units <= state.capacity_units {
+                return Ok(None);
             }
+            format!(
+                "lot {lot_id} would exceed its lab-approved {} units: {} shipped, {held} held, {} more requested",
+                state.capacity_units, committed.shipped_net, shipment.units
+            )
         }
-        None => {
-            if version.is_some_and(|v| v.lab_test_required) {
-                refusals.push((
-                    Rule::Lot,
-                    format!(
-                        "{} requires a lot cleared by a third-party lab; none is named",
-                        shipment.chip
-                    ),
-                ));
-            }
-        }
-    }
+    };
+    Ok(Some((Rule::Lot, why)))
+}
 
-    // Cap.
-    let figures = figures_on(facts, shipment.chip, shipment.date)?;
-    if let (Some(cap), Some(limit)) = (figures.cap, figures.limit) {
-        let beyond_hold = shipment.units - drawn_units;
-        let after = figures.units.restricted_net + figures.units.held + beyond_hold;
-        if beyond_hold > 0 && after > limit {
-            refusals.push((
-                Rule::Cap,
-                format!(
-                    "{} restricted units in {}..{} would reach {} ({} shipped, {} held, {} more) over the limit of {} ({} of {} US units)",
-                    shipment.chip,
-                    format_date(figures.window.start),
-                    format_date(figures.window.end),
-                    after,
-                    figures.units.restricted_net,
-                    figures.units.held,
-                    beyond_hold,
-                    limit,
-                    cap.cap_ratio,
-                    figures.units.us_net
-                ),
-            ));
-        }
+/// Rule `cap` (SPEC §3.4): restricted net units plus held units in the
+/// cap window may not pass the limit. Units drawn from a hold are counted
+/// already (`drawn_units`) and not checked again.
+pub fn rule_cap(shipment: &Shipment<'_>, figures: &CapFigures, drawn_units: i64) -> Option<Refusal> {
+    let (cap, limit) = (figures.cap?, figures.limit?);
+    let beyond_hold = shipment.units - drawn_units;
+    let after = figures.units.restricted_net + figures.units.held + beyond_hold;
+    if beyond_hold <= 0 || after <= limit {
+        return None;
     }
-
-    Ok(Verdict {
-        refusals,
-        draw,
-        figures,
-    })
+    Some((
+        Rule::Cap,
+        format!(
+            "{} restricted units in {}..{} would reach {} ({} shipped, {} held, {} more) over the limit of {} ({} of {} US units)",
+            shipment.chip,
+            format_date(figures.window.start),
+            format_date(figures.window.end),
+            after,
+            figures.units.restricted_net,
+            figures.units.held,
+            beyond_hold,
+            limit,
+            cap.cap_ratio,
+            figures.units.us_net
+        ),
+    ))
 }
 
 /// Judges a US return of `units` of `chip` on `date`: refused (rule `cap`)
