@@ -10,7 +10,10 @@ use crate::lots::{self, LotEvent, LotState};
 use crate::money::{Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
 use crate::policy;
-use crate::rules::{ActiveHold, ChipPolicy, Facts, LotCommitted, Window, WindowUnits};
+use crate::rules::{
+    hold_is_active, hold_remaining_units, ActiveHold, ChipPolicy, Facts, LotCommitted, Window,
+    WindowUnits,
+};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -440,6 +443,33 @@ impl Deltas {
     }
 }
 
+/// A row of `derived_held_units`: chip, planned date, expiry, lot ('' for none).
+pub type HeldRowKey = (String, String, String, String);
+
+/// What `derived_held_units` must hold, computed from the hold, release
+/// and sale entries (`rules::hold_remaining_units` per hold, summed per
+/// row key, rows of 0 left out). `verify` compares the table with it; the
+/// upgrade from schema version 1 fills the new table from it.
+pub fn held_units_from_entries(conn: &Connection) -> Result<HashMap<HeldRowKey, i64>> {
+    let mut held: HashMap<HeldRowKey, i64> = HashMap::new();
+    let mut statement = conn.prepare(
+        "SELECT h.chip, h.planned_date, h.expires_on, coalesce(h.lot_id, ''), h.units, \
+                (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), \
+                EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq) \
+         FROM hold AS h",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let remaining = hold_remaining_units(row.get(4)?, row.get(5)?, row.get(6)?);
+        if remaining > 0 {
+            let key: HeldRowKey = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let sum = held.entry(key).or_default();
+            *sum = sum.checked_add(remaining).ok_or_else(overflow)?;
+        }
+    }
+    Ok(held)
+}
+
 /// Parses an exact integer amount stored as decimal text.
 pub fn parse_e4(text: &str) -> Result<i128> {
     text.parse()
@@ -517,19 +547,18 @@ pub fn active_hold_of_order(
     for (seq, chip, market, customer_id, lot_id, units, planned, expires) in stored {
         let planned_date = parse_date(&planned).map_err(Error::Integrity)?;
         let expires_on = parse_date(&expires).map_err(Error::Integrity)?;
-        if closed.contains(&Period::of(settings.period_kind, planned_date)) {
-            continue;
+        let period_closed = closed.contains(&Period::of(settings.period_kind, planned_date));
+        if period_closed {
+            continue; // saves the two lookups below
         }
         let released = conn
             .prepare_cached("SELECT 1 FROM hold_release WHERE hold_seq = ?1")?
             .exists([seq])?;
-        if released {
-            continue;
-        }
         let drawn: i64 = conn
             .prepare_cached("SELECT coalesce(sum(drawn_units), 0) FROM sale WHERE hold_seq = ?1")?
             .query_row([seq], |row| row.get(0))?;
-        if drawn >= units {
+        let remaining = hold_remaining_units(units, drawn, released);
+        if !hold_is_active(remaining, expires_on, as_of, period_closed) {
             continue;
         }
         holds.push(ActiveHold {

@@ -436,16 +436,15 @@ fn upgrade_from_v1(conn: &Connection) -> Result<()> {
             return Ok(()); // another process upgraded it meanwhile
         }
         conn.execute_batch(held_units_ddl())?;
-        conn.execute_batch(
+        let mut insert = conn.prepare(
             "INSERT INTO derived_held_units (chip, planned_date, expires_on, lot_id, held_units) \
-             SELECT chip, planned_date, expires_on, lot_id, sum(remaining) FROM ( \
-                 SELECT h.chip, h.planned_date, h.expires_on, coalesce(h.lot_id, '') AS lot_id, \
-                        h.units - (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s \
-                                   WHERE s.hold_seq = h.seq) AS remaining \
-                 FROM hold AS h \
-                 WHERE NOT EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq)) \
-             WHERE remaining > 0 GROUP BY chip, planned_date, expires_on, lot_id",
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        for ((chip, planned, expires, lot), held_units) in
+            crate::facts::held_units_from_entries(conn)?
+        {
+            insert.execute((chip, planned, expires, lot, held_units))?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok::<(), Error>(())
     })();

@@ -244,7 +244,10 @@ fn period_units(conn: &Connection, period: Period) -> Result<BTreeMap<String, (i
 }
 
 /// Restricted revenue net of returns per chip, by remittance rate, exact.
-fn period_revenue(conn: &Connection, period_id: &str) -> Result<BTreeMap<String, Vec<(Ratio, i128)>>> {
+fn period_revenue(
+    conn: &Connection,
+    period_id: &str,
+) -> Result<BTreeMap<String, Vec<(Ratio, i128)>>> {
     let mut statement = conn.prepare_cached(
         "SELECT chip, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue WHERE period = ?1",
     )?;
@@ -275,7 +278,9 @@ fn chips_with_holds(conn: &Connection, period: Period) -> Result<Vec<String>> {
         .prepare_cached(
             "SELECT DISTINCT chip FROM derived_held_units WHERE planned_date BETWEEN ?1 AND ?2",
         )?
-        .query_map((day(period.first_day()), day(period.last_day())), |row| row.get(0))?
+        .query_map((day(period.first_day()), day(period.last_day())), |row| {
+            row.get(0)
+        })?
         .collect::<rusqlite::Result<_>>()?)
 }
 

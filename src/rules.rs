@@ -133,6 +133,32 @@ pub struct ActiveHold {
     pub expires_on: NaiveDate,
 }
 
+/// Units a hold still holds (SPEC §3.6): its units less what sales drew
+/// from it, or none once released. The one definition used by the order
+/// lookup, `derived_held_units` (kept current per write, rebuilt by the v1
+/// upgrade, recomputed by `verify`).
+pub fn hold_remaining_units(units: i64, drawn_units: i64, released: bool) -> i64 {
+    if released {
+        0
+    } else {
+        (units - drawn_units).max(0)
+    }
+}
+
+/// Whether a hold with `remaining_units` is active on `as_of` (SPEC §3.6):
+/// units still held, not expired (`as_of < expires_on`), and its period not
+/// closed (a close ends its holds). Reads of `derived_held_units` apply the
+/// same two date conditions to its rows in SQL (`expires_on > as_of`, and
+/// only planned dates in open periods).
+pub fn hold_is_active(
+    remaining_units: i64,
+    expires_on: NaiveDate,
+    as_of: NaiveDate,
+    period_closed: bool,
+) -> bool {
+    remaining_units > 0 && as_of < expires_on && !period_closed
+}
+
 impl ActiveHold {
     /// Units still held.
     pub fn remaining(&self) -> i64 {
@@ -420,7 +446,10 @@ pub fn rule_customer(
     let Some(customer_id) = shipment.customer_id else {
         return Ok(Some((
             Rule::Customer,
-            format!("{} requires an approved customer; none is named", shipment.chip),
+            format!(
+                "{} requires an approved customer; none is named",
+                shipment.chip
+            ),
         )));
     };
     let day = format_date(shipment.date);
@@ -502,7 +531,11 @@ pub fn rule_lot(
 /// Rule `cap` (SPEC §3.4): restricted net units plus held units in the
 /// cap window may not pass the limit. Units drawn from a hold are counted
 /// already (`drawn_units`) and not checked again.
-pub fn rule_cap(shipment: &Shipment<'_>, figures: &CapFigures, drawn_units: i64) -> Option<Refusal> {
+pub fn rule_cap(
+    shipment: &Shipment<'_>,
+    figures: &CapFigures,
+    drawn_units: i64,
+) -> Option<Refusal> {
     let (cap, limit) = (figures.cap?, figures.limit?);
     let beyond_hold = shipment.units - drawn_units;
     let after = figures.units.restricted_net + figures.units.held + beyond_hold;
@@ -674,6 +707,68 @@ mod tests {
         assert!(policy
             .cap_on(d("2025-10-01"), PeriodKind::Quarter)
             .is_none());
+    }
+
+    #[test]
+    fn a_hold_is_active_until_its_expiry_day_drawn_in_full_released_or_closed() {
+        assert_eq!(hold_remaining_units(10, 4, false), 6);
+        assert_eq!(hold_remaining_units(10, 10, false), 0);
+        assert_eq!(hold_remaining_units(10, 4, true), 0);
+        let expires = d("2026-03-15");
+        assert!(hold_is_active(6, expires, d("2026-03-14"), false));
+        assert!(
+            !hold_is_active(6, expires, d("2026-03-15"), false),
+            "expires on the day"
+        );
+        assert!(
+            !hold_is_active(0, expires, d("2026-03-14"), false),
+            "drawn or released"
+        );
+        assert!(
+            !hold_is_active(6, expires, d("2026-03-14"), true),
+            "its period closed"
+        );
+    }
+
+    #[test]
+    fn status_is_breach_only_over_the_limit_from_shipped_units() {
+        let capped = version("2026-01-01", Some(("0.5", CapWindow::Period)));
+        let figures = |restricted_net: i64, held: i64, limit: Option<i64>| CapFigures {
+            window: Window::of_period(Period::of(PeriodKind::Quarter, d("2026-02-01"))),
+            units: WindowUnits {
+                us_net: 200,
+                restricted_net,
+                held,
+            },
+            cap: capped.cap,
+            limit,
+        };
+        assert_eq!(
+            cap_status(Some(&capped), &figures(100, 0, Some(100))),
+            Status::Ok
+        );
+        assert_eq!(
+            cap_status(Some(&capped), &figures(101, 0, Some(100))),
+            Status::Breach
+        );
+        assert_eq!(
+            cap_status(Some(&capped), &figures(90, 50, Some(100))),
+            Status::Ok,
+            "holds never breach"
+        );
+        assert_eq!(
+            cap_status(Some(&capped), &figures(5, 0, None)),
+            Status::Uncapped
+        );
+        let forbidden = PolicyVersion {
+            restricted_allowed: false,
+            ..capped.clone()
+        };
+        assert_eq!(
+            cap_status(Some(&forbidden), &figures(0, 0, Some(100))),
+            Status::Forbidden
+        );
+        assert_eq!(cap_status(None, &figures(0, 0, None)), Status::Forbidden);
     }
 
     #[test]

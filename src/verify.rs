@@ -432,24 +432,8 @@ impl DerivedFromEntries {
 /// `derived_held_units` against the hold, hold_release and sale entries:
 /// per hold, its units less what sales drew, or nothing once released.
 fn compare_held_units(conn: &Connection) -> Result<Option<String>> {
-    type Key = (String, String, String, String);
-    let mut computed: HashMap<Key, i64> = HashMap::new();
-    let mut statement = conn.prepare(
-        "SELECT h.chip, h.planned_date, h.expires_on, coalesce(h.lot_id, ''), h.units, \
-                (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), \
-                EXISTS (SELECT 1 FROM hold_release AS r WHERE r.hold_seq = h.seq) \
-         FROM hold AS h",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let (units, drawn, released): (i64, i64, bool) = (row.get(4)?, row.get(5)?, row.get(6)?);
-        if released || drawn >= units {
-            continue;
-        }
-        *computed
-            .entry((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            .or_default() += units - drawn;
-    }
+    type Key = crate::facts::HeldRowKey;
+    let computed = crate::facts::held_units_from_entries(conn)?;
     let mut stored: HashMap<Key, i64> = HashMap::new();
     let mut statement = conn.prepare(
         "SELECT chip, planned_date, expires_on, lot_id, held_units FROM derived_held_units",
