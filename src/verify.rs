@@ -21,15 +21,29 @@ use std::path::Path;
 /// Most hashed columns of any entry kind.
 const COLUMNS_MAX: usize = 16;
 
-/// Entries per chunk of a parallel verify (about a tenth of a second of
-/// work; `QLEDGER_VERIFY_CHUNK_ENTRIES` overrides it, for tests).
-const CHUNK_ENTRIES: i64 = 250_000;
 /// At most this many chunks.
 const CHUNKS_MAX: i64 = 4_096;
 
-/// Below this many entries one thread checks everything
-/// (`QLEDGER_VERIFY_PARALLEL_MIN` overrides it, for tests).
-const PARALLEL_ENTRIES_MIN: i64 = 200_000;
+/// How `verify` splits the chain between its two threads. The defaults
+/// are what `qledger verify` uses; tests pass small numbers to check the
+/// chunked path on small ledgers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunking {
+    /// Below this many entries one thread checks everything.
+    pub parallel_entries_min: i64,
+    /// Entries per chunk of a parallel verify.
+    pub chunk_entries: i64,
+}
+
+impl Default for Chunking {
+    fn default() -> Chunking {
+        Chunking {
+            parallel_entries_min: 200_000,
+            // About a tenth of a second of work.
+            chunk_entries: 250_000,
+        }
+    }
+}
 
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -699,14 +713,19 @@ fn reading_connection(path: &Path) -> Result<Connection> {
 /// recomputed one, the hash at `digest.entries` equal to `digest.hash` when
 /// given, and the derived tables equal to what the entries give.
 pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyReport> {
+    verify_ledger_chunked(path, digest, Chunking::default())
+}
+
+/// [`verify_ledger`] with the chain split as `chunking` says.
+pub fn verify_ledger_chunked(
+    path: &Path,
+    digest: Option<ChainHead>,
+    chunking: Chunking,
+) -> Result<VerifyReport> {
     for _attempt in 0..3 {
         let first = reading_connection(path)?;
         let head = read_head(&first)?;
-        let parallel_min = std::env::var("QLEDGER_VERIFY_PARALLEL_MIN")
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(PARALLEL_ENTRIES_MIN)
-            .max(2);
+        let parallel_min = chunking.parallel_entries_min.max(2);
         if head.entries < parallel_min {
             return finish(
                 &first,
@@ -732,11 +751,7 @@ pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyRep
         // both stay busy to the end even when one core is slower (shared
         // machines), and chunk k checks from the stored hash of its first
         // entry's predecessor, which chunk k − 1 checks in turn.
-        let chunk_entries = std::env::var("QLEDGER_VERIFY_CHUNK_ENTRIES")
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(CHUNK_ENTRIES)
-            .max(1);
+        let chunk_entries = chunking.chunk_entries.max(1);
         let chunk_count = (head.entries / chunk_entries).clamp(2, CHUNKS_MAX);
         let bounds: Vec<(i64, i64)> = (0..chunk_count)
             .map(|k| {

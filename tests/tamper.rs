@@ -4,6 +4,25 @@
 
 mod common;
 
+use quotaledger::verify::{verify_ledger_chunked, Chunking};
+
+/// One thread; two threads over two halves of the chain; two threads
+/// taking chunks of 3 entries in turn.
+const CHUNKINGS: [Chunking; 3] = [
+    Chunking {
+        parallel_entries_min: 1_000_000,
+        chunk_entries: 1_000_000,
+    },
+    Chunking {
+        parallel_entries_min: 2,
+        chunk_entries: 1_000_000,
+    },
+    Chunking {
+        parallel_entries_min: 2,
+        chunk_entries: 3,
+    },
+];
+
 use common::*;
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -124,22 +143,18 @@ fn changing_any_column_of_any_entry_is_caught() {
             assert!(changed, "could not change {table}.{column} of entry {seq}");
         }
         drop(conn);
-        // One thread; two threads over two halves of the chain; two threads
-        // taking chunks of 3 entries in turn.
-        for (parallel_min, chunk_entries) in [("1000000", "1000000"), ("2", "1000000"), ("2", "3")]
-        {
-            let output = qledger(&tampered, &["--json", "verify"])
-                .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
-                .env("QLEDGER_VERIFY_CHUNK_ENTRIES", chunk_entries)
-                .output()
-                .unwrap();
-            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            let context =
-                format!("{table}.{column} of entry {seq}, parallel from {parallel_min}, chunks of {chunk_entries}: {report}");
-            assert_eq!(output.status.code(), Some(3), "{context}");
-            assert_eq!(report["ok"], false, "{context}");
-            assert_eq!(report["first_bad_entry"], *seq, "{context}");
-            assert!(!report["message"].as_str().unwrap().is_empty());
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let context = format!("{table}.{column} of entry {seq}: {report}");
+        assert_eq!(output.status.code(), Some(3), "{context}");
+        assert_eq!(report["ok"], false, "{context}");
+        assert_eq!(report["first_bad_entry"], *seq, "{context}");
+        assert!(!report["message"].as_str().unwrap().is_empty());
+        for chunking in CHUNKINGS {
+            let report = verify_ledger_chunked(&tampered, None, chunking).unwrap();
+            let context = format!("{table}.{column} of entry {seq}, {chunking:?}: {report:?}");
+            assert!(!report.ok(), "{context}");
+            assert_eq!(report.first_bad_entry, Some(*seq), "{context}");
         }
         checked += 1;
     }
@@ -300,20 +315,25 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
         drop_triggers(&conn);
         conn.execute_batch(sql).unwrap();
         drop(conn);
-        for (parallel_min, chunk_entries) in [("1000000", "1000000"), ("2", "1000000"), ("2", "3")] {
-            let output = qledger(&tampered, &["--json", "verify"])
-                .env("QLEDGER_VERIFY_PARALLEL_MIN", parallel_min)
-                .env("QLEDGER_VERIFY_CHUNK_ENTRIES", chunk_entries)
-                .output()
-                .unwrap();
-            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            assert_eq!(output.status.code(), Some(3), "{name}, parallel from {parallel_min}, chunks of {chunk_entries}: {report}");
-            assert_eq!(report["ok"], false);
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(3), "{name}: {report}");
+        assert_eq!(report["ok"], false);
+        if name == "outside" {
+            assert_eq!(report["first_bad_entry"], -1, "{report}");
+        } else {
+            assert!(report["first_bad_entry"].is_null(), "{report}");
+            assert!(report["message"].as_str().unwrap().contains("derived_"), "{report}");
+        }
+        for chunking in CHUNKINGS {
+            let report = verify_ledger_chunked(&tampered, None, chunking).unwrap();
+            let context = format!("{name}, {chunking:?}: {report:?}");
+            assert!(!report.ok(), "{context}");
+            let message = report.message.as_deref().unwrap_or_default();
             if name == "outside" {
-                assert_eq!(report["first_bad_entry"], -1, "{report}");
+                assert_eq!(report.first_bad_entry, Some(-1), "{context}");
             } else {
-                assert!(report["first_bad_entry"].is_null(), "{report}");
-                assert!(report["message"].as_str().unwrap().contains("derived_"), "{report}");
+                assert!(report.first_bad_entry.is_none() && message.contains("derived_"), "{context}");
             }
         }
         std::fs::remove_file(&tampered).unwrap();
