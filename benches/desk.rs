@@ -13,8 +13,8 @@
 //!    reservers: p99.9.
 
 use quotaledger::desk::{self, Request};
-use quotaledger::ledger::Ledger;
 use quotaledger::period::parse_date;
+use quotaledger::store::ledger::Ledger;
 mod common;
 
 use common::{ms, percentile};

@@ -6,8 +6,8 @@
 //!    next to `sqlite3 LEDGER 'select 1 ...'` measured in the same run.
 //! 2. `qledger close` of 2026-Q1, which holds all of its millions of sales.
 
-use quotaledger::ledger::Ledger;
 use quotaledger::period::{parse_date, Period, PeriodKind};
+use quotaledger::store::ledger::Ledger;
 mod common;
 
 use common::{ms, percentile};

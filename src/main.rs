@@ -2,16 +2,16 @@
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use quotaledger::customers::CustomerEvent;
 use quotaledger::desk::Request;
-use quotaledger::import::{import_sales, write_rejects, Progress, SalesImportOptions};
-use quotaledger::imports::{import_reference, ImportSummary, ReferenceRow};
-use quotaledger::ledger::{parse_digest, Ledger, Settings};
-use quotaledger::lots::LotEvent;
+use quotaledger::input::reference_import::{import_reference, ImportSummary, ReferenceRow};
+use quotaledger::input::sales_import::{import_sales, write_rejects, Progress, SalesImportOptions};
+use quotaledger::input::values::{parse_chip, parse_identifier, parse_market, parse_units};
 use quotaledger::period::{parse_date, PeriodKind};
-use quotaledger::policy::{all_versions, PolicyVersion};
-use quotaledger::values::{parse_chip, parse_identifier, parse_market, parse_units};
-use quotaledger::verify::verify_ledger;
+use quotaledger::records::customers::CustomerEvent;
+use quotaledger::records::lots::LotEvent;
+use quotaledger::records::policy::{all_versions, PolicyVersion};
+use quotaledger::store::ledger::{parse_digest, Ledger, Settings};
+use quotaledger::store::verify::verify_ledger;
 use quotaledger::Error;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -405,7 +405,7 @@ fn remit(
         .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
     let paid_on =
         parse_date(paid_on.trim()).map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
-    let reference = quotaledger::values::parse_text(reference.trim(), true)
+    let reference = quotaledger::input::values::parse_text(reference.trim(), true)
         .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
     quotaledger::report::remit(&mut ledger, period, amount, paid_on, &reference, as_of)?;
     let paid_on = quotaledger::period::format_date(paid_on);

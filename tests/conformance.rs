@@ -1,6 +1,6 @@
 //! Third-party CSV corpora (../shared/conformance, see its README).
 //!
-//! - csv-spectrum and csvw: the CSV layer (`csvin::parse_all`, before our
+//! - csv-spectrum and csvw: the CSV layer (`input::csv::parse_all`, before our
 //!   trimming and column rules) yields exactly the expected records; the
 //!   inputs our stricter RFC 4180 rules refuse are listed in `DELIBERATE`.
 //! - robustness: every file given to `customers import` exits 2 with a
@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use quotaledger::csvin::parse_all;
+use quotaledger::input::csv::parse_all;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use quotaledger::import::{import_sales, SalesImportOptions};
-use quotaledger::ledger::Ledger;
+use quotaledger::input::sales_import::{import_sales, SalesImportOptions};
 use quotaledger::period::parse_date;
+use quotaledger::store::ledger::Ledger;
 use quotaledger::synthetic::{customers_csv, lots_csv, policy_csv, write_sales, SalesSpec};
 use std::path::Path;
 

@@ -597,8 +597,8 @@ fn concurrent_reservers_and_an_import_never_take_more_than_the_headroom() {
 #[test]
 fn a_long_lived_desk_sees_every_commit_by_other_processes() {
     use quotaledger::desk::{Desk, Request};
-    use quotaledger::ledger::Ledger;
     use quotaledger::period::parse_date;
+    use quotaledger::store::ledger::Ledger;
     let (dir, db) = desk();
     let mut desk = Desk::new(Ledger::open(&db).unwrap());
     let request = Request {

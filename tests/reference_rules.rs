@@ -4,12 +4,12 @@
 mod common;
 
 use common::*;
-use quotaledger::customers::{self, CustomerStatus};
-use quotaledger::entry::HOLD;
-use quotaledger::ledger::Ledger;
-use quotaledger::lots;
 use quotaledger::period::parse_date;
-use quotaledger::policy::{version_in_force, CapWindow};
+use quotaledger::records::customers::{self, CustomerStatus};
+use quotaledger::records::lots;
+use quotaledger::records::policy::{version_in_force, CapWindow};
+use quotaledger::store::entry::HOLD;
+use quotaledger::store::ledger::Ledger;
 use rusqlite::types::Value;
 use std::path::Path;
 

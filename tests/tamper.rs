@@ -4,7 +4,7 @@
 
 mod common;
 
-use quotaledger::verify::{verify_ledger_chunked, Chunking};
+use quotaledger::store::verify::{verify_ledger_chunked, Chunking};
 
 /// One thread; two threads over two halves of the chain; two threads
 /// taking chunks of 3 entries in turn.

@@ -238,7 +238,7 @@ pub fn append_every_other_kind(db: &Path) {
 
 /// Every ledger table (every entry kind).
 pub fn ledger_tables() -> Vec<&'static str> {
-    quotaledger::entry::ALL_KINDS
+    quotaledger::store::entry::ALL_KINDS
         .iter()
         .map(|kind| kind.table)
         .collect()

@@ -1,11 +1,11 @@
 //! Customer approvals and revocations (SPEC §3.2).
 
-use crate::csvin::{ColumnSpec, Row};
-use crate::entry::{EntryKind, CUSTOMER_EVENT};
 use crate::error::{Error, Result, RowProblem};
-use crate::imports::{check, ReferenceRow};
+use crate::input::csv::{ColumnSpec, Row};
+use crate::input::reference_import::{check, ReferenceRow};
+use crate::input::values::{parse_choice, parse_identifier, parse_market, parse_text};
 use crate::period::{format_date, parse_date};
-use crate::values::{parse_choice, parse_identifier, parse_market, parse_text};
+use crate::store::entry::{EntryKind, CUSTOMER_EVENT};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};

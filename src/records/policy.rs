@@ -1,12 +1,12 @@
 //! Effective-dated policy versions (SPEC §3.1): import, lookup, display.
 
-use crate::csvin::{ColumnSpec, Row};
-use crate::entry::{EntryKind, POLICY_VERSION};
 use crate::error::{Error, Result, RowProblem};
-use crate::imports::{check, ReferenceRow};
+use crate::input::csv::{ColumnSpec, Row};
+use crate::input::reference_import::{check, ReferenceRow};
+use crate::input::values::{parse_bool, parse_chip, parse_choice, parse_text};
 use crate::money::Ratio;
 use crate::period::{format_date, parse_date, Period};
-use crate::values::{parse_bool, parse_chip, parse_choice, parse_text};
+use crate::store::entry::{EntryKind, POLICY_VERSION};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
@@ -351,7 +351,7 @@ impl ReferenceRow for PolicyVersion {
             }
         }
         if context.last_closed_day.is_none() {
-            let kind = crate::ledger::read_settings(conn)?.period_kind;
+            let kind = crate::store::ledger::read_settings(conn)?.period_kind;
             context.last_closed_day = Some(last_closed_day(conn, kind)?);
         }
         if let Some(Some(closed)) = context.last_closed_day {

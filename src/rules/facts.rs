@@ -3,17 +3,17 @@
 //! written to the derived tables once, at the end (`flush_derived`), so
 //! the per-row cost is a few hash-map updates, not SQL.
 
-use crate::customers::{self, CustomerEvent};
 use crate::error::{Error, Result};
-use crate::ledger::{MarketGroup, Settings};
-use crate::lots::{self, LotEvent, LotState};
 use crate::money::{Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
-use crate::policy;
+use crate::records::customers::{self, CustomerEvent};
+use crate::records::lots::{self, LotEvent, LotState};
+use crate::records::policy;
 use crate::rules::{
     hold_is_active, hold_remaining_units, ActiveHold, ChipPolicy, Facts, LotCommitted, Window,
     WindowUnits,
 };
+use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

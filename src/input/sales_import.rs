@@ -20,15 +20,15 @@
 //! Either way everything happens in one write transaction, and an atomic
 //! import with any problem writes nothing.
 
-use crate::csvin::{Row, RowRead, TableReader};
 use crate::error::{Error, Result, RowProblem, Rule};
-use crate::facts::{Applied, Deltas, LedgerFacts};
-use crate::imports::{append_batch, open_table, ImportSummary};
-use crate::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
+use crate::input::csv::{Row, RowRead, TableReader};
+use crate::input::reference_import::{append_batch, open_table, ImportSummary};
 use crate::money::{Ratio, Usd};
 use crate::period::{format_date, Period};
+use crate::records::sales::{self, SaleBatch, SaleKind, SaleRow};
+use crate::rules::facts::{Applied, Deltas, LedgerFacts};
 use crate::rules::{self, Facts, Purpose, Shipment};
-use crate::sales::{self, SaleBatch, SaleKind, SaleRow};
+use crate::store::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -269,7 +269,9 @@ fn return_refusals(
         refusals.push(closed);
     }
     if refusals.is_empty() && settings.market_group(&row.market) == MarketGroup::Us {
-        if let Some(message) = rules::judge_us_return(facts, &row.chip, row.sale_date, row.units)? {
+        if let Some(message) =
+            rules::rule_cap_on_us_return(facts, &row.chip, row.sale_date, row.units)?
+        {
             refusals.push((Rule::Cap, message));
         }
     }

@@ -284,7 +284,8 @@ mod tests {
     #[test]
     fn registry_matches_schema_column_order() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::ledger::SCHEMA_SQL).unwrap();
+        conn.execute_batch(crate::store::ledger::SCHEMA_SQL)
+            .unwrap();
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .unwrap()

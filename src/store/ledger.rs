@@ -1,9 +1,9 @@
 //! The ledger file: create, open, append entries to the hash chain, read
 //! the chain head, verify the whole chain.
 
-use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS};
 use crate::error::{Error, Result};
 use crate::period::{format_date, PeriodKind};
+use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The schema, embedded in the binary.
-pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// `PRAGMA application_id` of a qledger file ('QLGR').
 pub const APPLICATION_ID: i64 = 0x514C_4752;
 /// The schema version this build writes and reads.
@@ -441,7 +441,7 @@ fn upgrade_from_v1(conn: &Connection) -> Result<()> {
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for ((chip, planned, expires, lot), held_units) in
-            crate::facts::held_units_from_entries(conn)?
+            crate::rules::facts::held_units_from_entries(conn)?
         {
             insert.execute((chip, planned, expires, lot, held_units))?;
         }
@@ -589,8 +589,11 @@ impl Appender<'_> {
     /// (seq and previous hash as this appender stands). Returns the index
     /// of the first entry whose `record_id` is already recorded, if any;
     /// nothing from that entry on is inserted.
-    pub fn insert_sales(&mut self, batch: &crate::sales::SaleBatch) -> Result<Option<usize>> {
-        use crate::sales::Field;
+    pub fn insert_sales(
+        &mut self,
+        batch: &crate::records::sales::SaleBatch,
+    ) -> Result<Option<usize>> {
+        use crate::records::sales::Field;
         let mut statement = self.conn.prepare_cached(SALE_INSERT_SQL)?;
         // A binding outlives the row it was made for: a column that was
         // NULL in the previous row (most of them, row after row) is not

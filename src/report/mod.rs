@@ -2,15 +2,15 @@
 //! `remit`. Every figure comes from the derived tables or small indexed
 //! queries, never from a scan of the sales.
 
-use crate::entry::{PERIOD_CLOSE, REMITTANCE_PAYMENT};
 use crate::error::{Error, Result};
-use crate::facts::{parse_e4, LedgerFacts};
-use crate::ledger::{read_head, ChainHead, Ledger, Settings};
-use crate::lots::{self, LabResult};
 use crate::money::{remittance_cents, Ratio, Usd};
 use crate::period::{format_date, parse_date, Period};
-use crate::policy::{self, CapWindow};
+use crate::records::lots::{self, LabResult};
+use crate::records::policy::{self, CapWindow};
+use crate::rules::facts::{parse_e4, LedgerFacts};
 use crate::rules::{cap_status, figures_on, Facts, Window};
+use crate::store::entry::{PERIOD_CLOSE, REMITTANCE_PAYMENT};
+use crate::store::ledger::{read_head, ChainHead, Ledger, Settings};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};

@@ -5,12 +5,12 @@
 //! or a reserver and an import, can never both take the last headroom or the
 //! last lot units.
 
-use crate::entry::{HOLD, HOLD_RELEASE};
 use crate::error::{Error, Result, Rule};
-use crate::facts::{closed_periods, LedgerFacts};
-use crate::ledger::{Ledger, MarketGroup};
 use crate::period::{format_date, Period};
+use crate::rules::facts::{closed_periods, LedgerFacts};
 use crate::rules::{self, ActiveHold, CapFigures, Facts, Purpose, Shipment};
+use crate::store::entry::{HOLD, HOLD_RELEASE};
+use crate::store::ledger::{Ledger, MarketGroup};
 use chrono::{Duration, NaiveDate};
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
@@ -174,7 +174,7 @@ pub fn check(ledger: &Ledger, request: &Request, as_of: NaiveDate) -> Result<Ans
 /// until the ledger changes (SQLite's `data_version`) or the clock does.
 pub struct Desk {
     ledger: Ledger,
-    cached: Option<(i64, NaiveDate, crate::facts::FactsCache)>,
+    cached: Option<(i64, NaiveDate, crate::rules::facts::FactsCache)>,
 }
 
 impl Desk {
@@ -201,7 +201,7 @@ impl Desk {
                 {
                     cache
                 }
-                _ => crate::facts::FactsCache::default(),
+                _ => crate::rules::facts::FactsCache::default(),
             };
             let mut facts =
                 LedgerFacts::with_cache(conn, self.ledger.settings().clone(), as_of, cache)?;
@@ -270,7 +270,7 @@ pub fn reserve(
             ],
         )?;
         crate::trace::phase("reserve", "append");
-        crate::facts::add_held_units(
+        crate::rules::facts::add_held_units(
             appender.conn(),
             &request.chip,
             request.date,
@@ -310,7 +310,7 @@ pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result
         }
         let closed = closed_periods(conn, &settings)?;
         let active: Option<ActiveHold> =
-            crate::facts::active_hold_of_order(conn, &settings, &closed, as_of, order_ref)?;
+            crate::rules::facts::active_hold_of_order(conn, &settings, &closed, as_of, order_ref)?;
         let Some(hold) = active else {
             return Ok((
                 Released {
@@ -331,7 +331,7 @@ pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result
             ],
         )?;
         crate::trace::phase("release", "append");
-        crate::facts::add_held_units(
+        crate::rules::facts::add_held_units(
             appender.conn(),
             &hold.chip,
             hold.planned_date,

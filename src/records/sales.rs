@@ -1,13 +1,13 @@
 //! Sales and returns (SPEC §3.5, §4): the row form, recorded-sale lookups
 //! and the duplicate comparison.
 
-use crate::csvin::{ColumnSpec, Row};
 use crate::error::{Error, Result, RowProblem};
-use crate::imports::check;
-use crate::ledger::{MarketGroup, Settings};
+use crate::input::csv::{ColumnSpec, Row};
+use crate::input::reference_import::check;
+use crate::input::values::{parse_chip, parse_choice, parse_identifier, parse_market, parse_units};
 use crate::money::{Usd, UNIT_PRICE_MAX_USD};
 use crate::period::{format_date, parse_date};
-use crate::values::{parse_chip, parse_choice, parse_identifier, parse_market, parse_units};
+use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -373,7 +373,7 @@ pub struct SaleSlot {
     /// The entry's seq.
     pub seq: i64,
     /// Its chain hash.
-    pub hash: crate::entry::Hash,
+    pub hash: crate::store::entry::Hash,
     /// Column values in `entry::SALE.columns` order.
     pub fields: [Field; 15],
 }
@@ -456,16 +456,16 @@ impl SaleBatch {
     pub fn push(
         &mut self,
         seq: i64,
-        previous: &crate::entry::Hash,
+        previous: &crate::store::entry::Hash,
         row: &SaleRow,
         draw: Option<(i64, i64)>,
         accepted: Option<(&str, &str)>,
-    ) -> crate::entry::Hash {
+    ) -> crate::store::entry::Hash {
         let start = self.bytes.len();
         let price = row.unit_price.expect("price filled before recording").e4;
         let price = i64::try_from(price).expect("price within its limit");
         self.int(seq);
-        self.text(crate::entry::SALE.table);
+        self.text(crate::store::entry::SALE.table);
         let date = crate::period::date_text(row.sale_date);
         let fields = [
             self.text(&row.record_id),
@@ -484,7 +484,7 @@ impl SaleBatch {
             self.optional_text(accepted.map(|(rules, _)| rules)),
             self.optional_text(accepted.map(|(_, reason)| reason)),
         ];
-        let hash = crate::entry::chain_hash(previous, &self.bytes.as_bytes()[start..]);
+        let hash = crate::store::entry::chain_hash(previous, &self.bytes.as_bytes()[start..]);
         self.rows.push(SaleSlot { seq, hash, fields });
         hash
     }

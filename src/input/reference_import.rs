@@ -1,11 +1,11 @@
 //! What every CSV import shares: opening the file, the summary it answers
 //! with (SPEC §5 import JSON), and the import batch entry.
 
-use crate::csvin::{ColumnSpec, HeaderError, RowRead, TableReader};
-use crate::entry::IMPORT_BATCH;
 use crate::error::{Error, Result, RowProblem};
-use crate::ledger::Appender;
+use crate::input::csv::{ColumnSpec, HeaderError, RowRead, TableReader};
 use crate::period::format_date;
+use crate::store::entry::IMPORT_BATCH;
+use crate::store::ledger::Appender;
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use std::collections::BTreeSet;
@@ -96,7 +96,7 @@ pub fn read_reference_rows<T>(
     path: &Path,
     file_label: &str,
     specs: &'static [ColumnSpec],
-    mut parse_row: impl FnMut(&crate::csvin::Row<'_>, &mut Vec<RowProblem>) -> Option<T>,
+    mut parse_row: impl FnMut(&crate::input::csv::Row<'_>, &mut Vec<RowProblem>) -> Option<T>,
 ) -> Result<(Vec<(u64, T)>, ImportSummary)> {
     let mut table = match open_table(path, file_label, specs) {
         Ok(table) => table,
@@ -194,7 +194,7 @@ pub trait ReferenceRow: Clone + PartialEq + Sized {
     /// Per-import state the rules need (e.g. a lot's chip seen earlier in the file).
     type Context: Default;
     /// The entry kind rows become.
-    const KIND: crate::entry::EntryKind;
+    const KIND: crate::store::entry::EntryKind;
     /// `file_kind` of the import batch.
     const FILE_KIND: &'static str;
     /// The file's columns.
@@ -203,7 +203,7 @@ pub trait ReferenceRow: Clone + PartialEq + Sized {
     const DATE_COLUMN: &'static str;
 
     /// Parses one row, pushing every problem.
-    fn parse(row: &crate::csvin::Row<'_>, problems: &mut Vec<RowProblem>) -> Option<Self>;
+    fn parse(row: &crate::input::csv::Row<'_>, problems: &mut Vec<RowProblem>) -> Option<Self>;
     /// The identity: (id, date); two rows with one identity are one event.
     fn identity(&self) -> (String, NaiveDate);
     /// The recorded row with this identity, if any.
@@ -224,7 +224,7 @@ pub trait ReferenceRow: Clone + PartialEq + Sized {
 /// Imports a reference file atomically: any problem is bad input and
 /// nothing is written; identical rows are duplicates and append nothing.
 pub fn import_reference<T: ReferenceRow>(
-    ledger: &mut crate::ledger::Ledger,
+    ledger: &mut crate::store::ledger::Ledger,
     path: &Path,
     file_label: &str,
     as_of: NaiveDate,

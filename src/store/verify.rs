@@ -6,12 +6,12 @@
 //! threads (one per core), each with its own read connection, take chunks
 //! in turn; both snapshots are made to hold the same head.
 
-use crate::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
 use crate::error::{Error, Result};
-use crate::ledger::{open_connection, read_head, ChainHead};
 use crate::money::Ratio;
 use crate::period::{Period, PeriodKind};
 use crate::rules::ChipPolicy;
+use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
+use crate::store::ledger::{open_connection, read_head, ChainHead};
 use fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
@@ -77,9 +77,9 @@ struct Context {
 
 impl Context {
     fn read(conn: &Connection) -> Result<Context> {
-        let settings = crate::ledger::read_settings(conn).ok();
+        let settings = crate::store::ledger::read_settings(conn).ok();
         let policies: HashMap<String, ChipPolicy> =
-            ChipPolicy::per_chip(crate::policy::all_versions(conn).unwrap_or_default())
+            ChipPolicy::per_chip(crate::records::policy::all_versions(conn).unwrap_or_default())
                 .into_iter()
                 .collect();
         let batches = conn
@@ -281,7 +281,7 @@ impl DerivedFromEntries {
         // Revenue at the rate in force on the original sale's date.
         let rate = if is_return {
             let reverses = text_of(values[10], "reverses")?;
-            let sale = crate::sales::recorded(conn, reverses)?.ok_or_else(|| {
+            let sale = crate::records::sales::recorded(conn, reverses)?.ok_or_else(|| {
                 Error::Integrity(format!(
                     "return entry {seq} reverses {reverses}, which is not recorded"
                 ))
@@ -400,8 +400,8 @@ impl DerivedFromEntries {
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let sales = crate::facts::parse_e4(&row.get::<_, String>(3)?)?;
-            let returns = crate::facts::parse_e4(&row.get::<_, String>(4)?)?;
+            let sales = crate::rules::facts::parse_e4(&row.get::<_, String>(3)?)?;
+            let returns = crate::rules::facts::parse_e4(&row.get::<_, String>(4)?)?;
             stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
         }
         let computed_revenue: RevenueTable = self
@@ -446,8 +446,8 @@ impl DerivedFromEntries {
 /// `derived_held_units` against the hold, hold_release and sale entries:
 /// per hold, its units less what sales drew, or nothing once released.
 fn compare_held_units(conn: &Connection) -> Result<Option<String>> {
-    type Key = crate::facts::HeldRowKey;
-    let computed = crate::facts::held_units_from_entries(conn)?;
+    type Key = crate::rules::facts::HeldRowKey;
+    let computed = crate::rules::facts::held_units_from_entries(conn)?;
     let mut stored: HashMap<Key, i64> = HashMap::new();
     let mut statement = conn.prepare(
         "SELECT chip, planned_date, expires_on, lot_id, held_units FROM derived_held_units",
@@ -886,7 +886,7 @@ fn finish(
             message: Some(message),
         });
     }
-    let settings = crate::ledger::read_settings(conn)?;
+    let settings = crate::store::ledger::read_settings(conn)?;
     if let Some((seq, message)) = crate::report::check_sealed(conn, &settings)? {
         return Ok(VerifyReport {
             entries: last.entries,

@@ -1,11 +1,11 @@
 //! Third-party lab results per lot (SPEC §3.3).
 
-use crate::csvin::{ColumnSpec, Row};
-use crate::entry::{EntryKind, LOT_EVENT};
 use crate::error::{Error, Result, RowProblem};
-use crate::imports::{check, ReferenceRow};
+use crate::input::csv::{ColumnSpec, Row};
+use crate::input::reference_import::{check, ReferenceRow};
+use crate::input::values::{parse_chip, parse_choice, parse_identifier, parse_text, parse_units};
 use crate::period::{format_date, parse_date};
-use crate::values::{parse_chip, parse_choice, parse_identifier, parse_text, parse_units};
+use crate::store::entry::{EntryKind, LOT_EVENT};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};

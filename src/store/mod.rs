@@ -1,0 +1,6 @@
+//! The ledger file: schema, entries and their canonical encoding, the hash
+//! chain, appending, and `verify`.
+
+pub mod entry;
+pub mod ledger;
+pub mod verify;
