@@ -87,6 +87,10 @@ pub enum Error {
     /// Environment: database locked past the busy timeout, I/O error: exit 4.
     #[error("{0}")]
     Environment(String),
+    /// An environment error SQLite reported about the ledger file, not yet
+    /// naming the file (`concerning` names it): exit 4.
+    #[error("{0}")]
+    Ledger(String),
 }
 
 impl Error {
@@ -96,13 +100,13 @@ impl Error {
             Error::Refused(_) => 1,
             Error::BadInput(_) => 2,
             Error::Integrity(_) => 3,
-            Error::Environment(_) => 4,
+            Error::Environment(_) | Error::Ledger(_) => 4,
         }
     }
 
-    /// Names the ledger file an environment or integrity error concerns,
-    /// unless its message already does: "database error: disk I/O error"
-    /// alone does not say which file.
+    /// Names the ledger file an error from SQLite or an integrity error
+    /// concerns, unless its message already does: "database error: disk
+    /// I/O error" alone does not say which file.
     pub fn concerning(self, path: &std::path::Path) -> Error {
         let name = path.display().to_string();
         let with_path = |message: String| {
@@ -116,7 +120,8 @@ impl Error {
             Error::BadInput(m) => Error::BadInput(m),
             Error::Refused(m) => Error::Refused(m),
             Error::Integrity(m) => Error::Integrity(with_path(m)),
-            Error::Environment(m) => Error::Environment(with_path(m)),
+            Error::Environment(m) => Error::Environment(m),
+            Error::Ledger(m) => Error::Environment(with_path(m)),
         }
     }
 }
@@ -127,7 +132,7 @@ impl From<rusqlite::Error> for Error {
         if let rusqlite::Error::SqliteFailure(code, _) = &err {
             match code.code {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                    return Error::Environment(format!(
+                    return Error::Ledger(format!(
                         "the ledger is locked by another process past the busy timeout: {err}"
                     ));
                 }
@@ -142,7 +147,7 @@ impl From<rusqlite::Error> for Error {
                 _ => {}
             }
         }
-        Error::Environment(format!("database error: {err}"))
+        Error::Ledger(format!("database error: {err}"))
     }
 }
 

@@ -86,7 +86,8 @@ pub fn sha256_of_file(path: &Path) -> Result<String> {
     let mut file = File::open(path)
         .map_err(|err| Error::BadInput(format!("cannot read {}: {err}", path.display())))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|err| Error::Environment(format!("cannot read {}: {err}", path.display())))?;
     Ok(hex::encode(hasher.finalize()))
 }
 

@@ -250,14 +250,14 @@ impl Ledger {
 
     /// Opens an existing, initialised ledger. Never creates a file.
     pub fn open(path: &Path) -> Result<Ledger> {
-        let conn = open_connection(path)?;
+        let conn = open_connection(path).map_err(|err| err.concerning(path))?;
         crate::trace::phase("open", "connection");
         let settings = read_settings(&conn).map_err(|err| match err {
             Error::Integrity(why) => Error::Integrity(format!(
                 "{}: the settings entry cannot be read ({why}); run qledger verify",
                 path.display()
             )),
-            other => other,
+            other => other.concerning(path),
         })?;
         crate::trace::phase("open", "settings");
         Ok(Ledger {
@@ -293,6 +293,15 @@ impl Ledger {
     /// `false` or an error nothing is written. After a commit the WAL is
     /// copied into the ledger file, so the file alone holds every entry.
     pub fn write<T>(
+        &mut self,
+        work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        self.write_unnamed(work)
+            .map_err(|err| err.concerning(&path))
+    }
+
+    fn write_unnamed<T>(
         &mut self,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
