@@ -117,11 +117,18 @@ fn busy_handler(attempt: i32) -> bool {
     if now.duration_since(since) >= BUSY_TIMEOUT.with(|t| t.get()) {
         return false;
     }
-    let pause_us = match attempt {
-        0..=9 => 100,
-        10..=99 => 500,
-        _ => 2_000,
+    // The longer a writer has waited, the more often it polls: when the
+    // lock comes free, the writer that has waited longest most likely takes
+    // it, not a newcomer (SQLite's lock has no queue).
+    let waited = now.duration_since(since);
+    let pause_us = if waited < Duration::from_millis(25) {
+        2_000
+    } else if waited < Duration::from_millis(75) {
+        400
+    } else {
+        50
     };
+    let _ = attempt;
     std::thread::sleep(Duration::from_micros(pause_us));
     true
 }
