@@ -4,7 +4,9 @@
 //!
 //! 1. qledger import of a 1M-row file into a fresh ledger vs `sqlite3
 //!    .import` of the same CSV into a typed table with UNIQUE(record_id)
-//!    and an index on (chip, market, sale_date); date-ordered and shuffled.
+//!    and an index on (chip, market, sale_date); date-ordered, shuffled,
+//!    and the hard mix (`synthetic::write_hard_mix`: 28% CN/HK sales naming
+//!    lab-cleared lots of 1,000 units, thousands of lots).
 //! 2. Peak RSS of importing 1M vs 5M rows.
 //! 3. A further 1M rows into a ledger already holding 10M entries (rows/s).
 //! 4. verify on that ledger (entries/s).
@@ -15,7 +17,9 @@
 //! QLEDGER_BENCH_SKIP (comma list of: sqlite,rss,big), QLEDGER_BENCH_REPEAT
 //! (runs of each side of the sqlite3 comparison, default 3).
 
-use quotaledger::synthetic::{customers_csv, lots_csv, policy_csv, write_sales, SalesSpec};
+use quotaledger::synthetic::{
+    customers_csv, hard_mix_lots_csv, lots_csv, policy_csv, write_hard_mix, write_sales, SalesSpec,
+};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,6 +62,17 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn generate(path: &Path, rows: u64, seed: u64, prefix: &str, shuffle: bool) {
+    generate_with(path, rows, seed, prefix, shuffle, write_sales);
+}
+
+fn generate_with(
+    path: &Path,
+    rows: u64,
+    seed: u64,
+    prefix: &str,
+    shuffle: bool,
+    write: fn(&SalesSpec, &mut dyn std::io::Write) -> std::io::Result<()>,
+) {
     if path.exists() {
         return;
     }
@@ -70,7 +85,7 @@ fn generate(path: &Path, rows: u64, seed: u64, prefix: &str, shuffle: bool) {
         shuffle_dates: shuffle,
     };
     let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
-    write_sales(&spec, &mut out).unwrap();
+    write(&spec, &mut out).unwrap();
 }
 
 struct Bench {
@@ -102,8 +117,9 @@ impl Bench {
             ("policy", policy_csv()),
             ("customers", customers_csv()),
             ("lots", lots_csv()),
+            ("lots", hard_mix_lots_csv()),
         ] {
-            let file = self.dir.join(format!("{command}.csv"));
+            let file = self.dir.join(format!("{command}-{}.csv", text.len()));
             std::fs::write(&file, text).unwrap();
             let run = measure(&mut self.qledger(&db, &[command, "import", file.to_str().unwrap()]));
             assert_eq!(run.status, 0);
@@ -166,13 +182,19 @@ fn main() {
     let shuffled = dir.join(format!("sales-{rows}-shuffled.csv"));
     generate(&ordered, rows, 1, "A", false);
     generate(&shuffled, rows, 2, "B", true);
+    let hard = dir.join(format!("sales-{rows}-hard-mix.csv"));
+    generate_with(&hard, rows, 4, "H", false, write_hard_mix);
 
     if !skip.contains("sqlite") {
         // Alternate the two, several times: on a shared machine the
         // fastest run of each is the one least disturbed, and the medians
         // show the spread.
         let repeat = env_u64("QLEDGER_BENCH_REPEAT", 3).max(1) as usize;
-        for (name, file) in [("date-ordered", &ordered), ("shuffled dates", &shuffled)] {
+        for (name, file) in [
+            ("date-ordered", &ordered),
+            ("shuffled dates", &shuffled),
+            ("hard mix: 28% CN/HK, lots of 1,000 units", &hard),
+        ] {
             let (mut ours, mut baseline) = (Vec::new(), Vec::new());
             for _ in 0..repeat {
                 baseline.push(seconds(bench.sqlite_import(file).elapsed));

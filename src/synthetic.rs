@@ -168,6 +168,64 @@ pub fn write_sales(spec: &SalesSpec, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// Lots of the hard mix: `HARD_LOT_UNITS` units each, per capped chip.
+pub const HARD_LOT_UNITS: u64 = 1_000;
+/// How many hard-mix lots each capped chip gets (H200, MI325X).
+const HARD_LOTS: [(&str, usize); 2] = [("H200", 15_000), ("MI325X", 2_500)];
+
+/// The hard mix's lots: many lots of 1,000 units, all passed.
+pub fn hard_mix_lots_csv() -> String {
+    let mut text = "lot_id,chip,units,lab,certificate_id,result,effective_date\n".to_string();
+    for (chip, count) in HARD_LOTS {
+        for index in 0..count {
+            text.push_str(&format!(
+                "HLOT-{chip}-{index:05},{chip},{HARD_LOT_UNITS},Synthetic Test Lab,HCERT-{chip}-{index:05},pass,2025-01-01\n"
+            ));
+        }
+    }
+    text
+}
+
+/// Writes the hard mix: about 72% US sales and 28% CN/HK sales of the
+/// capped chips (H200, MI325X) naming approved customers and lab-cleared
+/// lots of 1,000 units, each lot filled before the next is named, so the
+/// import judges thousands of distinct lots near their capacity. Dates
+/// ascend over `spec.days` (`shuffle_dates` is ignored).
+pub fn write_hard_mix(spec: &SalesSpec, out: &mut dyn Write) -> io::Result<()> {
+    let mut random = SplitMix64::new(spec.seed);
+    out.write_all(SALES_HEADER.as_bytes())?;
+    // Per capped chip: (current lot index, units used in it).
+    let mut lots = [(0usize, 0u64); 2];
+    for index in 0..spec.rows {
+        let offset = index * spec.days as u64 / spec.rows.max(1);
+        let date = spec.first_day + Duration::days(offset as i64);
+        let id = format!("{}{index:09}", spec.record_prefix);
+        let units = 1 + random.below(100);
+        let cents = random.below(100);
+        let slot = if random.below(9) == 0 { 1 } else { 0 };
+        let chip = HARD_LOTS[slot].0;
+        let price = if slot == 0 { 30_000 } else { 17_000 } + random.below(2_000);
+        let line = if random.below(100) < 72 {
+            format!("{id},{date},{chip},US,,{units},{price}.{cents:02},,,sale,\n")
+        } else {
+            let (lot, used) = &mut lots[slot];
+            if *used + units > HARD_LOT_UNITS {
+                *lot += 1;
+                *used = 0;
+            }
+            *used += units;
+            let market = ["CN", "HK"][random.below(2) as usize];
+            let customer = random.below(CUSTOMERS as u64);
+            format!(
+                "{id},{date},{chip},{market},CUST-{customer:03},{units},{price}.{cents:02},HLOT-{chip}-{:05},,sale,\n",
+                *lot
+            )
+        };
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +250,30 @@ mod tests {
         let us = text.lines().filter(|l| l.contains(",US,")).count();
         assert!((3300..3700).contains(&us), "about 70% US: {us}");
         assert!(text.lines().any(|l| l.contains(",return,")));
+    }
+
+    #[test]
+    fn the_hard_mix_fills_lots_of_1000_units_in_turn() {
+        let spec = SalesSpec {
+            rows: 20_000,
+            seed: 3,
+            record_prefix: "H".into(),
+            first_day: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            days: 90,
+            shuffle_dates: false,
+        };
+        let mut bytes = Vec::new();
+        write_hard_mix(&spec, &mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let restricted: Vec<&str> = text.lines().filter(|l| l.contains("HLOT-")).collect();
+        let share = restricted.len() * 100 / 20_000;
+        assert!((25..=31).contains(&share), "about 28% restricted: {share}%");
+        let mut per_lot: std::collections::HashMap<&str, u64> = Default::default();
+        for line in &restricted {
+            let fields: Vec<&str> = line.split(',').collect();
+            *per_lot.entry(fields[7]).or_default() += fields[5].parse::<u64>().unwrap();
+        }
+        assert!(per_lot.len() > 100, "many lots: {}", per_lot.len());
+        assert!(per_lot.values().all(|units| *units <= HARD_LOT_UNITS));
     }
 }
