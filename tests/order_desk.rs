@@ -806,3 +806,126 @@ fn wait_with_timeout(mut child: std::process::Child, limit: std::time::Duration)
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_retried_reserve_is_a_duplicate_that_appends_nothing() {
+    let (dir, db) = desk();
+    let (code, first) = reserve(&db, "2026-06-01", "PO-R", "5", &[]);
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["already_held"], false);
+    assert_eq!(first["reserved_units"], 0, "figures before the request");
+    let before = digest(&db);
+    // The same request again (a client that timed out and retries).
+    let (code, again) = reserve(&db, "2026-06-01", "PO-R", "5", &[]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["allowed"], true);
+    assert_eq!(again["already_held"], true);
+    assert_eq!(again["order_ref"], "PO-R");
+    assert_eq!(again["expires_on"], first["expires_on"]);
+    assert_eq!(again["reserved_units"], 5, "current figures count the hold");
+    assert_eq!(again["headroom"], first["headroom"].as_i64().unwrap() - 5);
+    assert_eq!(digest(&db), before, "nothing appended");
+    // Anything else for the same order is refused by rule `order`.
+    let (code, other) = reserve(&db, "2026-06-01", "PO-R", "6", &[]);
+    assert_eq!(code, 1, "{other}");
+    assert_eq!(rules_of(&other), vec!["order"]);
+    assert_eq!(other["already_held"], false);
+    let (code, other_lot) = reserve(&db, "2026-06-01", "PO-R", "5", &["--lot", "L1"]);
+    assert_eq!(code, 1, "{other_lot}");
+    // Once part of the hold is drawn, the same request is no longer a retry.
+    let (code, answer) = import(
+        &dir,
+        &db,
+        "2026-06-10",
+        "R1,2026-06-10,H200,CN,C-CN,2,10,L-BIG,PO-R,,\n",
+    );
+    assert_eq!(code, 0, "{answer}");
+    let (code, drawn) = reserve(&db, "2026-06-10", "PO-R", "5", &[]);
+    assert_eq!(code, 1, "{drawn}");
+    assert_eq!(rules_of(&drawn), vec!["order"]);
+    // In text mode the retry says so.
+    let output = qledger_at(
+        &db,
+        "2026-06-10",
+        &[
+            "reserve",
+            "--order",
+            "PO-T",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-06-10",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L-BIG",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success());
+    let output = qledger_at(
+        &db,
+        "2026-06-10",
+        &[
+            "reserve",
+            "--order",
+            "PO-T",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-06-10",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L-BIG",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("already held for order PO-T"), "{text}");
+}
+
+#[test]
+fn a_ttl_past_year_9999_is_bad_input_never_a_wrapped_date() {
+    let (_dir, db) = desk();
+    let output = qledger_at(
+        &db,
+        "9999-12-30",
+        &[
+            "reserve",
+            "--order",
+            "PO-Y",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "9999-12-30",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L-BIG",
+            "--ttl-days",
+            "3660",
+        ],
+    )
+    .env("QLEDGER_TODAY", "9999-12-30")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("9999-12-31"), "{stderr}");
+}

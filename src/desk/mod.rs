@@ -11,7 +11,7 @@ use crate::rules::facts::{closed_periods, LedgerFacts};
 use crate::rules::{self, ActiveHold, CapFigures, Facts, Purpose, Shipment};
 use crate::store::entry::{HOLD, HOLD_RELEASE};
 use crate::store::ledger::{Ledger, MarketGroup};
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike, Duration, NaiveDate};
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
@@ -52,6 +52,9 @@ pub struct Answer {
     pub reasons: Vec<(Rule, String)>,
     /// For an allowed `reserve`: the order and the first day the hold is no longer active.
     pub hold: Option<(String, NaiveDate)>,
+    /// For `reserve` only: whether this was a retry of the order's active
+    /// hold (nothing appended). `None` for `check`.
+    pub already_held: Option<bool>,
 }
 
 impl Answer {
@@ -77,6 +80,9 @@ impl Answer {
         if let Some((order_ref, expires_on)) = &self.hold {
             object["order_ref"] = serde_json::json!(order_ref);
             object["expires_on"] = serde_json::json!(format_date(*expires_on));
+        }
+        if let Some(already_held) = self.already_held {
+            object["already_held"] = serde_json::json!(already_held);
         }
         object
     }
@@ -109,8 +115,13 @@ impl Answer {
             _ => text.push_str("; no cap in force\n"),
         }
         if let Some((order_ref, expires_on)) = &self.hold {
+            let already = if self.already_held == Some(true) {
+                "already "
+            } else {
+                ""
+            };
             text.push_str(&format!(
-                "held for order {order_ref} until {} (expires on that day)\n",
+                "{already}held for order {order_ref} until {} (expires on that day)\n",
                 format_date(*expires_on)
             ));
         }
@@ -137,17 +148,10 @@ fn judge(
             figures: rules::figures_on(facts, &request.chip, request.date)?,
             reasons: Vec::new(),
             hold: None,
+            already_held: None,
         });
     }
-    let shipment = Shipment {
-        date: request.date,
-        chip: &request.chip,
-        market: &request.market,
-        customer_id: request.customer_id.as_deref(),
-        lot_id: request.lot_id.as_deref(),
-        units: request.units,
-        order_ref,
-    };
+    let shipment = shipment_of(request, order_ref);
     let verdict = rules::judge_restricted(facts, &shipment, Purpose::Hold)?;
     Ok(Answer {
         allowed: verdict.refusals.is_empty(),
@@ -156,7 +160,45 @@ fn judge(
         figures: verdict.figures,
         reasons: verdict.refusals,
         hold: None,
+        already_held: None,
     })
+}
+
+fn shipment_of<'a>(request: &'a Request, order_ref: Option<&'a str>) -> Shipment<'a> {
+    Shipment {
+        date: request.date,
+        chip: &request.chip,
+        market: &request.market,
+        customer_id: request.customer_id.as_deref(),
+        lot_id: request.lot_id.as_deref(),
+        units: request.units,
+        order_ref,
+    }
+}
+
+/// The answer to a retried `reserve` (`rules::is_retry_of`): allowed, the
+/// hold's order and expiry, the window's current figures (which count the
+/// hold already), nothing appended.
+fn retry_answer(
+    facts: &mut LedgerFacts<'_>,
+    request: &Request,
+    order_ref: &str,
+) -> Result<Option<Answer>> {
+    let Some(hold) = facts.active_hold(order_ref)? else {
+        return Ok(None);
+    };
+    if !rules::is_retry_of(&hold, &shipment_of(request, Some(order_ref))) {
+        return Ok(None);
+    }
+    Ok(Some(Answer {
+        allowed: true,
+        request: request.clone(),
+        period: Period::of(facts.settings().period_kind, request.date),
+        figures: rules::figures_on(facts, &request.chip, request.date)?,
+        reasons: Vec::new(),
+        hold: Some((order_ref.to_string(), hold.expires_on)),
+        already_held: Some(true),
+    }))
 }
 
 /// `qledger check`: never writes.
@@ -243,12 +285,23 @@ pub fn reserve(
             "--ttl-days {ttl_days}: a hold lasts from 1 to {TTL_DAYS_MAX} days"
         )));
     }
-    let expires_on = as_of + Duration::days(ttl_days);
+    let expires_on = as_of
+        .checked_add_signed(Duration::days(ttl_days))
+        .filter(|date| date.year() <= 9999)
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "--ttl-days {ttl_days}: the hold would expire after 9999-12-31"
+            ))
+        })?;
     let settings = ledger.settings().clone();
     ledger.write(|appender| {
         let mut facts = LedgerFacts::new(appender.conn(), settings.clone(), as_of)?;
         crate::trace::phase("reserve", "facts");
+        if let Some(answer) = retry_answer(&mut facts, request, order_ref)? {
+            return Ok((answer, false));
+        }
         let mut answer = judge(&mut facts, request, Some(order_ref))?;
+        answer.already_held = Some(false);
         crate::trace::phase("reserve", "judge");
         if !answer.allowed {
             return Ok((answer, false));

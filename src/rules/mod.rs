@@ -20,7 +20,7 @@ pub use cap::{
 pub use closed::rule_closed;
 pub use customer::rule_customer;
 pub use lot::{rule_lot, LotCommitted};
-pub use order::{hold_is_active, hold_remaining_units, rule_order, ActiveHold};
+pub use order::{hold_is_active, hold_remaining_units, is_retry_of, rule_order, ActiveHold};
 pub use policy::{rule_policy, ChipPolicy};
 
 use crate::error::{Result, Rule};

@@ -57,6 +57,21 @@ pub fn hold_is_active(
     remaining_units > 0 && as_of < expires_on && !period_closed
 }
 
+/// Whether `shipment` asks again for exactly `hold` (SPEC §3.6): the same
+/// order, chip, market, units, planned date, customer and lot, with nothing
+/// drawn yet. Such a `reserve` is a retry (say after a timeout): it appends
+/// nothing and answers as the first one did.
+pub fn is_retry_of(hold: &ActiveHold, shipment: &Shipment<'_>) -> bool {
+    hold.drawn == 0
+        && shipment.order_ref == Some(hold.order_ref.as_str())
+        && shipment.chip == hold.chip
+        && shipment.market == hold.market
+        && shipment.units == hold.units
+        && shipment.date == hold.planned_date
+        && shipment.customer_id == hold.customer_id.as_deref()
+        && shipment.lot_id == hold.lot_id.as_deref()
+}
+
 impl ActiveHold {
     /// Units still held.
     pub fn remaining(&self) -> i64 {
