@@ -87,7 +87,7 @@ fn fast_and_careful_paths_write_the_same_ledger() {
         "cross.csv",
         "record_id,sale_date,chip,market,customer_id,units,unit_price_usd,lot_id,order_ref,kind,reverses\n\
          XR-1,2026-06-01,H200,US,,1,,,,return,N0-000000001\n\
-         V-1,2026-06-01,B200,CN,CUST-001,3,100,,,sale,\n",
+         V-1,2024-12-31,H20,CN,CUST-001,3,100,,,sale,\n",
     );
     let first_us = {
         let conn = rusqlite::Connection::open(&fast).unwrap();

@@ -929,3 +929,37 @@ fn a_ttl_past_year_9999_is_bad_input_never_a_wrapped_date() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("9999-12-31"), "{stderr}");
 }
+
+#[test]
+fn check_and_reserve_of_an_unknown_chip_are_bad_input() {
+    let (_dir, db) = desk();
+    let before = digest(&db);
+    for command in ["check", "reserve"] {
+        let mut args = vec![command];
+        if command == "reserve" {
+            args.extend(["--order", "PO-U"]);
+        }
+        args.extend([
+            "--chip",
+            "H2OO",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-06-10",
+            "--customer",
+            "C-CN",
+            "--lot",
+            "L1",
+        ]);
+        let output = qledger_at(&db, "2026-06-01", &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("unknown chip H2OO (known chips: H20, H200)"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(digest(&db), before);
+}

@@ -123,7 +123,10 @@ fn policy_versions_are_never_retroactive() {
     let base = write_file(
         dir.path(),
         "base.csv",
-        &format!("{POLICY_HEADER}H200,2026-01-15,true,0.5,period,0.25,true,true,BIS\n"),
+        &format!(
+            "{POLICY_HEADER}H200,2026-01-15,true,0.5,period,0.25,true,true,BIS\n\
+             H20,2025-01-01,true,,,0.15,false,false,BIS\n"
+        ),
     );
     assert_eq!(import(&db, "policy", &base).0, 0);
     append_sale(&db, "S-1", "2026-02-10", "H200");

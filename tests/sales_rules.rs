@@ -292,7 +292,7 @@ fn policy_missing_not_allowed_and_a_change_inside_a_period() {
     );
     s.import_ok("U0,2026-01-02,B200,US,,10,10,,,,\nU1,2026-01-05,H200,US,,1000,10,,,,\n");
     let (code, summary, _) = s.import(
-        "R1,2026-01-14,H200,CN,C-CN,1,10,,,,\nR2,2026-01-20,B200,CN,C-CN,1,10,,,,\nR3,2026-01-20,NEW9,CN,C-CN,1,10,,,,\n",
+        "R1,2026-01-14,H200,CN,C-CN,1,10,,,,\nR2,2026-01-20,B200,CN,C-CN,1,10,,,,\n",
         &[],
     );
     assert_eq!(code, 1);
@@ -302,9 +302,30 @@ fn policy_missing_not_allowed_and_a_change_inside_a_period() {
             refusal(2, "chip", "policy"),
             refusal(3, "chip", "policy"),
             refusal(3, "lot_id", "lot"),
-            refusal(4, "chip", "policy"),
         ],
         "every rule that can be evaluated: B200's version also requires a lot"
+    );
+    // A chip no policy version names is malformed on every market: a typo
+    // (H2OO) must never open a new product line.
+    for (line, market) in [("US,", "US"), ("CN,C-CN", "CN"), ("DE,", "DE")] {
+        let (code, summary, stderr) =
+            s.import(&format!("T1,2026-01-20,H2OO,{line},1,10,,,,\n"), &[]);
+        assert_eq!(code, 2, "{market}: {stderr}");
+        assert_eq!(
+            errors(&summary),
+            vec![(2, "chip".to_string(), None)],
+            "{market}"
+        );
+        let message = summary["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("unknown chip H2OO") && message.contains("B200, H200"),
+            "{message}"
+        );
+    }
+    let (code, summary, _) = s.import("T2,2026-01-20,H2OO,US,,1,,,,return,U1\n", &[]);
+    assert_eq!(
+        (code, errors(&summary)),
+        (2, vec![(2, "chip".to_string(), None)])
     );
     // Before the change: 0.5 of 1000 (US units dated before the version count: the window is the period).
     s.import_ok("R4,2026-02-14,H200,CN,C-CN,250,10,,,,\n");

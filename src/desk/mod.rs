@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result, Rule};
 use crate::period::{format_date, Period};
+use crate::records::policy::KnownChips;
 use crate::rules::facts::{closed_periods, LedgerFacts};
 use crate::rules::{self, ActiveHold, CapFigures, Facts, Purpose, Shipment};
 use crate::store::entry::{HOLD, HOLD_RELEASE};
@@ -139,6 +140,10 @@ fn judge(
 ) -> Result<Answer> {
     let kind = facts.settings().period_kind;
     let period = Period::of(kind, request.date);
+    // SPEC §9: a check or reserve of a chip no policy names is bad input.
+    KnownChips::load(facts.conn())?
+        .check(request.chip.clone())
+        .map_err(|why| Error::BadInput(format!("--chip: {why}")))?;
     if facts.settings().market_group(&request.market) != MarketGroup::Restricted {
         // US and other markets are always allowed; report the figures.
         return Ok(Answer {

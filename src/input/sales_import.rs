@@ -25,6 +25,7 @@ use crate::input::csv::{Row, RowRead, TableReader};
 use crate::input::reference_import::{append_batch, open_table, ImportSummary};
 use crate::money::{Ratio, Usd};
 use crate::period::{format_date, Period};
+use crate::records::policy::KnownChips;
 use crate::records::sales::{self, SaleBatch, SaleKind, SaleRow};
 use crate::rules::facts::{Applied, Deltas, LedgerFacts};
 use crate::rules::{self, Facts, Purpose, Shipment};
@@ -522,6 +523,7 @@ fn fast_path(
         // its first read is the ledger as this import starts.
         let reader = open_connection(&db_path)?;
         reader.execute_batch("BEGIN DEFERRED")?;
+        let known_chips = KnownChips::load(&reader)?;
         let stop = AtomicBool::new(false);
         let (sender, receiver) = sync_channel::<SaleBatch>(16);
         let (produced, written) = std::thread::scope(|scope| {
@@ -530,6 +532,7 @@ fn fast_path(
             let producer = scope.spawn(move || {
                 let mut producer = Producer {
                     settings,
+                    known_chips: &known_chips,
                     options,
                     label,
                     progress,
@@ -588,6 +591,7 @@ fn fast_path(
 /// The fast path's parsing thread.
 struct Producer<'a> {
     settings: &'a Settings,
+    known_chips: &'a KnownChips,
     options: &'a SalesImportOptions,
     label: &'a str,
     progress: Option<&'a Progress>,
@@ -608,8 +612,14 @@ impl Producer<'_> {
 
     fn parse(&self, row: &Row<'_>) -> Option<SaleRow> {
         let mut problems = Vec::new();
-        SaleRow::parse(row, self.settings, self.options.as_of, &mut problems)
-            .filter(|_| problems.is_empty())
+        SaleRow::parse(
+            row,
+            self.settings,
+            self.known_chips,
+            self.options.as_of,
+            &mut problems,
+        )
+        .filter(|_| problems.is_empty())
     }
 
     /// Encodes one entry; sends the batch when it is full. `false`: stop.
@@ -796,9 +806,11 @@ fn careful_path(
     let settings = ledger.settings().clone();
     ledger.write(|appender| {
         let entries_from = appender.next_seq();
+        let known_chips = KnownChips::load(appender.conn())?;
         let mut careful = Careful {
             appender,
             settings: &settings,
+            known_chips: &known_chips,
             options,
             label,
             problems: Problems::default(),
@@ -850,6 +862,7 @@ fn careful_path(
 struct Careful<'a, 'conn> {
     appender: &'a mut Appender<'conn>,
     settings: &'a Settings,
+    known_chips: &'a KnownChips,
     options: &'a SalesImportOptions,
     label: &'a str,
     problems: Problems,
@@ -872,7 +885,13 @@ impl Careful<'_, '_> {
             let (line, parsed) = match read {
                 Ok(row) => (
                     row.line,
-                    SaleRow::parse(&row, self.settings, self.options.as_of, &mut row_problems),
+                    SaleRow::parse(
+                        &row,
+                        self.settings,
+                        self.known_chips,
+                        self.options.as_of,
+                        &mut row_problems,
+                    ),
                 ),
                 Err(problems) => {
                     row_problems = problems;
@@ -953,9 +972,15 @@ impl Careful<'_, '_> {
             let parsed = read.ok().and_then(|row| {
                 let mut ignored = Vec::new();
                 let line = row.line;
-                SaleRow::parse(&row, self.settings, self.options.as_of, &mut ignored)
-                    .filter(|_| ignored.is_empty())
-                    .map(|parsed| (line, parsed))
+                SaleRow::parse(
+                    &row,
+                    self.settings,
+                    self.known_chips,
+                    self.options.as_of,
+                    &mut ignored,
+                )
+                .filter(|_| ignored.is_empty())
+                .map(|parsed| (line, parsed))
             });
             let Some((line, row)) = parsed else {
                 return Err(changed(self.label));

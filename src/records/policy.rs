@@ -176,6 +176,36 @@ pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
     stored.into_iter().map(PolicyVersion::from_stored).collect()
 }
 
+/// The chips any policy version names (SPEC §2: a chip is known once
+/// classified; a withdrawn version still makes its chip known). A sale or
+/// return of any other chip is malformed, so a typo never opens a product.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownChips(std::collections::BTreeSet<String>);
+
+impl KnownChips {
+    /// The chips named by the policy versions recorded in `conn`.
+    pub fn load(conn: &Connection) -> Result<KnownChips> {
+        let chips = conn
+            .prepare_cached("SELECT DISTINCT chip FROM policy_version")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(KnownChips(chips))
+    }
+
+    /// `chip` (upper-case) if known; else the message naming the known chips.
+    pub fn check(&self, chip: String) -> std::result::Result<String, String> {
+        if self.0.contains(&chip) {
+            return Ok(chip);
+        }
+        let known: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        Err(if known.is_empty() {
+            format!("unknown chip {chip}: no policy version names any chip yet (import the policy first)")
+        } else {
+            format!("unknown chip {chip} (known chips: {})", known.join(", "))
+        })
+    }
+}
+
 /// Every version of one chip, oldest first.
 pub fn versions_of(conn: &Connection, chip: &str) -> Result<Vec<PolicyVersion>> {
     let stored = conn

@@ -7,6 +7,7 @@ use crate::input::reference_import::check;
 use crate::input::values::{parse_chip, parse_choice, parse_identifier, parse_market, parse_units};
 use crate::money::{Usd, UNIT_PRICE_MAX_USD};
 use crate::period::{format_date, parse_date};
+use crate::records::policy::KnownChips;
 use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension};
@@ -114,6 +115,7 @@ impl SaleRow {
     pub fn parse(
         row: &Row<'_>,
         settings: &Settings,
+        known_chips: &KnownChips,
         as_of: NaiveDate,
         problems: &mut Vec<RowProblem>,
     ) -> Option<SaleRow> {
@@ -135,7 +137,12 @@ impl SaleRow {
                 }
             }),
         );
-        let chip = check(problems, line, "chip", parse_chip(row.get(2)));
+        let chip = check(
+            problems,
+            line,
+            "chip",
+            parse_chip(row.get(2)).and_then(|chip| known_chips.check(chip)),
+        );
         let market = check(problems, line, "market", parse_market(row.get(3)));
         let customer_id = match optional(row.get(4)) {
             None => Some(None),
