@@ -233,8 +233,17 @@ fn main() -> ExitCode {
 fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
     match &cli.as_of {
         Some(text) => parse_date(text).map_err(|why| Error::BadInput(format!("--as-of: {why}"))),
-        None => Ok(chrono::Utc::now().date_naive()),
+        None => quotaledger::store::clock::today(),
     }
+}
+
+/// Opens the ledger for a command that can append entries: refuses an
+/// as-of date the ledger's clock does not allow before anything else
+/// (SPEC §3.14).
+fn open_for_write(cli: &Cli, as_of: NaiveDate) -> Result<Ledger, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    ledger.check_write_clock(as_of)?;
+    Ok(ledger)
 }
 
 fn parse_period(ledger: &Ledger, text: &str) -> Result<quotaledger::period::Period, Error> {
@@ -334,7 +343,7 @@ fn reserve(
 ) -> Result<u8, Error> {
     let order_ref = parse_order_ref(order_ref)?;
     let request = request.parse()?;
-    let mut ledger = Ledger::open(&cli.db)?;
+    let mut ledger = open_for_write(cli, as_of)?;
     let answer = quotaledger::desk::reserve(&mut ledger, &order_ref, &request, ttl_days, as_of)?;
     print_answer(cli, &answer);
     Ok(if answer.allowed { 0 } else { 1 })
@@ -342,7 +351,7 @@ fn reserve(
 
 fn release(cli: &Cli, order_ref: &str, as_of: NaiveDate) -> Result<u8, Error> {
     let order_ref = parse_order_ref(order_ref)?;
-    let mut ledger = Ledger::open(&cli.db)?;
+    let mut ledger = open_for_write(cli, as_of)?;
     let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
     if cli.json {
         print_json(&json!({
@@ -399,7 +408,7 @@ fn remit(
     reference: &str,
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
-    let mut ledger = Ledger::open(&cli.db)?;
+    let mut ledger = open_for_write(cli, as_of)?;
     let period = parse_period(&ledger, period)?;
     let amount = quotaledger::money::Usd::parse(amount.trim(), 1_000_000_000_000_000)
         .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
@@ -423,7 +432,7 @@ fn remit(
 }
 
 fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
-    let mut ledger = Ledger::open(&cli.db)?;
+    let mut ledger = open_for_write(cli, as_of)?;
     let period = parse_period(&ledger, period)?;
     let closed = quotaledger::report::close(&mut ledger, period, as_of)?;
     if cli.json {
@@ -453,6 +462,7 @@ fn digest(cli: &Cli) -> Result<u8, Error> {
 }
 
 fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u8, Error> {
+    quotaledger::store::clock::check_not_ahead(as_of)?;
     let period_kind =
         PeriodKind::parse(period).map_err(|why| Error::BadInput(format!("--period: {why}")))?;
     let mut markets = Vec::new();
@@ -516,7 +526,7 @@ fn reference_import<T: ReferenceRow>(
     file: &Path,
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
-    let mut ledger = Ledger::open(&cli.db)?;
+    let mut ledger = open_for_write(cli, as_of)?;
     let label = file.display().to_string();
     let summary = import_reference::<T>(&mut ledger, file, &label, as_of)?;
     // Every reference-file problem is bad input (SPEC §4).
@@ -529,6 +539,7 @@ fn sales_import(
     rejects: Option<&Path>,
     options: &SalesImportOptions,
 ) -> Result<u8, Error> {
+    let mut ledger = open_for_write(cli, options.as_of)?;
     if let Some(reason) = &options.accept_reason {
         if reason.trim().is_empty() {
             return Err(Error::BadInput(
@@ -548,7 +559,6 @@ fn sales_import(
             )));
         }
     }
-    let mut ledger = Ledger::open(&cli.db)?;
     let label = file.display().to_string();
     let outcome = with_progress(file, |progress| {
         import_sales(&mut ledger, file, &label, options, progress)

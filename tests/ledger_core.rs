@@ -281,3 +281,99 @@ fn a_version_1_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     assert_eq!(code, 2);
     assert!(stderr.contains("schema version 7"), "{stderr}");
 }
+
+/// `qledger` at `as_of` with today's date fixed by `QLEDGER_TODAY`.
+fn on_day(db: &std::path::Path, today: &str, as_of: &str, args: &[&str]) -> (i32, String) {
+    let output = qledger_at(db, as_of, args)
+        .env("QLEDGER_TODAY", today)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_ledgers_clock_never_runs_backwards_nor_ahead_of_today_plus_one() {
+    let (dir, db) = loaded_ledger();
+    let today = "2026-07-10";
+    let remit = |as_of: &str, reference: &str| {
+        on_day(
+            &db,
+            today,
+            as_of,
+            &[
+                "remit",
+                "--period",
+                "2026-Q1",
+                "--amount",
+                "1",
+                "--paid-on",
+                "2026-04-01",
+                "--reference",
+                reference,
+            ],
+        )
+    };
+    assert_eq!(remit("2026-06-30", "W1").0, 0);
+    // One day before the latest write: refused, nothing written.
+    let before = digest(&db);
+    let (code, stderr) = remit("2026-06-29", "W2");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("never runs backwards") && stderr.contains("2026-06-30"),
+        "{stderr}"
+    );
+    assert_eq!(digest(&db), before);
+    // Equal to it: fine. Today plus one: fine; plus two: refused.
+    assert_eq!(remit("2026-06-30", "W3").0, 0);
+    assert_eq!(remit("2026-07-11", "W4").0, 0);
+    let (code, stderr) = remit("2026-07-12", "W5");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("2026-07-11"), "{stderr}");
+    // Refused before anything else: a malformed file is not even read.
+    let bad = write_file(dir.path(), "bad.csv", "not,a,sales,file\n1,2,3,4\n");
+    let (code, stderr) = on_day(&db, today, "2026-07-01", &["import", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("never runs backwards"), "{stderr}");
+    // Every kind of write is held to it, `close` and `init` included.
+    let (code, stderr) = on_day(&db, today, "2026-07-13", &["close", "--period", "2026-Q1"]);
+    assert_eq!(code, 2, "{stderr}");
+    let fresh = dir.path().join("fresh.sqlite");
+    let (code, stderr) = on_day(&fresh, today, "2026-07-12", &["init"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!fresh.exists());
+    // Reads accept any as-of date, far future and past alike.
+    for as_of in ["2099-12-31", "2026-01-01"] {
+        let (code, stderr) = on_day(&db, today, as_of, &["report", "--period", "2026-Q1"]);
+        assert_eq!(code, 0, "{as_of}: {stderr}");
+        let (code, stderr) = on_day(&db, today, as_of, &["verify"]);
+        assert_eq!(code, 0, "{as_of}: {stderr}");
+    }
+    // A bad QLEDGER_TODAY is bad input, never ignored.
+    let (code, stderr) = on_day(&db, "someday", "2026-07-11", &["digest"]);
+    assert_eq!(
+        (code, stderr.contains("QLEDGER_TODAY")),
+        (0, false),
+        "digest passes --as-of"
+    );
+    let output = qledger(&db, &["digest"])
+        .env("QLEDGER_TODAY", "someday")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "an explicit --as-of needs no today"
+    );
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--db")
+        .arg(&db)
+        .arg("digest")
+        .env("QLEDGER_TODAY", "someday")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("QLEDGER_TODAY"));
+}

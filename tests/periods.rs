@@ -22,7 +22,12 @@ fn ledger() -> (TempDir, PathBuf) {
          CAPPED,2026-01-01,true,0.5,period,0.25,false,false,c\n",
     );
     assert_eq!(
-        run(&db, &["policy", "import", policy.to_str().unwrap()]).0,
+        at(
+            &db,
+            SETUP_AS_OF,
+            &["policy", "import", policy.to_str().unwrap()]
+        )
+        .0,
         0
     );
     (dir, db)
@@ -47,7 +52,7 @@ fn import(dir: &TempDir, db: &Path, name: &str, rows: &str) {
     let file = write_file(dir.path(), name, &format!("{SALES}{rows}"));
     let (code, summary, stderr) = at(
         db,
-        "2026-06-30",
+        &import_as_of(db, rows),
         &["--json", "import", file.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{summary} {stderr}");

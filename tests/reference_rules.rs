@@ -165,7 +165,7 @@ fn policy_versions_are_never_retroactive() {
     // A hold counts as activity too.
     let mut ledger = Ledger::open(&db).unwrap();
     ledger
-        .write(|a| {
+        .write(quotaledger::period::parse_date(AS_OF).unwrap(), |a| {
             a.append(
                 &HOLD,
                 &[

@@ -299,7 +299,7 @@ pub fn reserve(
             ))
         })?;
     let settings = ledger.settings().clone();
-    ledger.write(|appender| {
+    ledger.write(as_of, |appender| {
         let mut facts = LedgerFacts::new(appender.conn(), settings.clone(), as_of)?;
         crate::trace::phase("reserve", "facts");
         if let Some(answer) = retry_answer(&mut facts, request, order_ref)? {
@@ -355,7 +355,7 @@ pub struct Released {
 /// `qledger release`: ends the active hold of `order_ref` early.
 pub fn release(ledger: &mut Ledger, order_ref: &str, as_of: NaiveDate) -> Result<Released> {
     let settings = ledger.settings().clone();
-    ledger.write(|appender| {
+    ledger.write(as_of, |appender| {
         let conn = appender.conn();
         let ever: Option<i64> = conn
             .prepare_cached("SELECT seq FROM hold WHERE order_ref = ?1 LIMIT 1")?

@@ -235,7 +235,7 @@ pub fn import_reference<T: ReferenceRow>(
         // Header problems: nothing else to check.
         return Ok(summary);
     }
-    let summary = ledger.write(|appender| {
+    let summary = ledger.write(as_of, |appender| {
         let mut seen: std::collections::HashMap<(String, NaiveDate), (u64, T)> =
             std::collections::HashMap::new();
         let mut context = T::Context::default();

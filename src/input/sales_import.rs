@@ -516,7 +516,7 @@ fn fast_path(
 ) -> Result<Option<SalesImport>> {
     let settings = ledger.settings().clone();
     let db_path = ledger.path().to_path_buf();
-    ledger.write(|appender| {
+    ledger.write(options.as_of, |appender| {
         let head = appender.head();
         let entries_from = appender.next_seq();
         // The write lock is held: the snapshot this connection takes on
@@ -804,7 +804,7 @@ fn careful_path(
     progress: Option<&Progress>,
 ) -> Result<SalesImport> {
     let settings = ledger.settings().clone();
-    ledger.write(|appender| {
+    ledger.write(options.as_of, |appender| {
         let entries_from = appender.next_seq();
         let known_chips = KnownChips::load(appender.conn())?;
         let mut careful = Careful {

@@ -654,7 +654,7 @@ pub fn remit(
     }
     let amount_e4 = i64::try_from(amount.e4)
         .map_err(|_| Error::BadInput("--amount is too large".to_string()))?;
-    ledger.write(|appender| {
+    ledger.write(as_of, |appender| {
         appender.append(
             &REMITTANCE_PAYMENT,
             &[
@@ -683,7 +683,7 @@ pub struct Closed {
 /// `qledger close`: seals a period that is over on `as_of`.
 pub fn close(ledger: &mut Ledger, period: Period, as_of: NaiveDate) -> Result<Closed> {
     let settings = ledger.settings().clone();
-    ledger.write(|appender| {
+    ledger.write(as_of, |appender| {
         let conn = appender.conn();
         let recorded: Option<i64> = conn
             .prepare_cached("SELECT seq FROM period_close WHERE period = ?1")?

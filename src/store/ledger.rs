@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::period::{format_date, PeriodKind};
+use crate::store::clock;
 use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
@@ -222,7 +223,7 @@ impl Ledger {
             path: staging.to_path_buf(),
             settings: settings.clone(),
         };
-        ledger.write(|appender| {
+        ledger.write(as_of, |appender| {
             appender.append(
                 &LEDGER_SETTINGS,
                 &[
@@ -301,21 +302,31 @@ impl Ledger {
     /// copied into the ledger file, so the file alone holds every entry.
     pub fn write<T>(
         &mut self,
+        as_of: NaiveDate,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
         let path = self.path.clone();
-        self.write_unnamed(work)
+        self.write_unnamed(as_of, work)
             .map_err(|err| err.concerning(&path))
+    }
+
+    /// Refuses an as-of date a write may not use (SPEC §3.14, `clock`):
+    /// commands that can append call it first, before anything else, and
+    /// `write` checks again under the write lock.
+    pub fn check_write_clock(&self, as_of: NaiveDate) -> Result<()> {
+        clock::check_write_as_of(&self.conn, as_of).map_err(|err| err.concerning(&self.path))
     }
 
     fn write_unnamed<T>(
         &mut self,
+        as_of: NaiveDate,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         crate::trace::phase("write", "write lock");
+        clock::check_write_as_of(&tx, as_of)?;
         let head = read_head(&tx)?;
         crate::trace::phase("write", "chain head");
         let mut appender = Appender {

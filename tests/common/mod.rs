@@ -8,6 +8,9 @@ use tempfile::TempDir;
 
 /// The as-of date every test runs at unless it says otherwise.
 pub const AS_OF: &str = "2026-06-30";
+/// The as-of date ledgers are made and loaded at (`new_ledger`,
+/// `loaded_ledger`): early, since the ledger's clock never runs backwards.
+pub const SETUP_AS_OF: &str = "2026-01-01";
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -134,8 +137,7 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn new_ledger() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("ledger.sqlite");
-    let (code, _, stderr) = run(&db, &["init"]);
-    assert_eq!(code, 0, "init failed: {stderr}");
+    run_ok(qledger_at(&db, SETUP_AS_OF, &["init"]), "init");
     (dir, db)
 }
 
@@ -148,10 +150,36 @@ pub fn loaded_ledger() -> (TempDir, PathBuf) {
         ("lots", "lots.csv"),
     ] {
         let path = fixture(file);
-        let (code, _, stderr) = run(&db, &[command, "import", path.to_str().unwrap()]);
-        assert_eq!(code, 0, "{command} import failed: {stderr}");
+        let import = qledger_at(
+            &db,
+            SETUP_AS_OF,
+            &[command, "import", path.to_str().unwrap()],
+        );
+        run_ok(import, &format!("{command} import"));
     }
     (dir, db)
+}
+
+/// The ledger's clock: the as-of date of its latest write (YYYY-MM-DD).
+pub fn clock_of(db: &Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open the ledger");
+    let latest = quotaledger::store::clock::latest_write_as_of(&conn)
+        .expect("read the clock")
+        .expect("a ledger has entries");
+    quotaledger::period::format_date(latest)
+}
+
+/// An as-of date for importing `rows` (CSV data lines, the date second):
+/// the latest date they carry, or the ledger's clock if that is later.
+pub fn import_as_of(db: &Path, rows: &str) -> String {
+    let latest_row = rows
+        .lines()
+        .filter_map(|line| line.split(',').nth(1))
+        .filter(|date| date.len() == 10)
+        .max()
+        .map(str::to_string)
+        .unwrap_or_default();
+    latest_row.max(clock_of(db))
 }
 
 /// SQLite's write-ahead log beside `db`.
@@ -192,31 +220,31 @@ pub fn append_every_other_kind(db: &Path) {
          S-1,2026-02-10,H200,CN,C-ALPHA,10,30000,L-H200-0001,PO-1,sale,\n\
          R-1,2026-02-11,H200,CN,C-ALPHA,2,,,,return,S-1\n",
     );
-    let (code, _, stderr) = run(db, &["import", sales.to_str().unwrap()]);
-    assert_eq!(code, 0, "import failed: {stderr}");
+    run_ok(
+        qledger_at(db, "2026-02-12", &["import", sales.to_str().unwrap()]),
+        "import",
+    );
     let violation = write_file(
         dir.path(),
         "violation.csv",
         "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n\
          S-2,2026-02-12,B200,CN,C-ALPHA,1,1\n",
     );
-    let (code, _, stderr) = run(
-        db,
-        &[
-            "import",
-            violation.to_str().unwrap(),
-            "--accept-violations",
-            "--reason",
-            "shipped before review",
-        ],
-    );
-    assert_eq!(code, 0, "import failed: {stderr}");
+    let accept = [
+        "import",
+        violation.to_str().unwrap(),
+        "--accept-violations",
+        "--reason",
+        "shipped before review",
+    ];
+    run_ok(qledger_at(db, "2026-02-12", &accept), "import");
     run_ok(reserve_command(db, "2026-02-15", "PO-2", "5"), "reserve");
+    // In the order of their as-of dates: the ledger's clock never runs backwards.
     let steps: [&[&str]; 3] = [
         &["--as-of", "2026-02-16", "release", "--order", "PO-2"],
         &[
             "--as-of",
-            "2026-01-10",
+            "2026-02-16",
             "remit",
             "--period",
             "2025-Q4",
@@ -227,7 +255,7 @@ pub fn append_every_other_kind(db: &Path) {
             "--reference",
             "wire 1",
         ],
-        &["--as-of", "2026-01-05", "close", "--period", "2025-Q4"],
+        &["--as-of", "2026-02-16", "close", "--period", "2025-Q4"],
     ];
     for args in steps {
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"));
