@@ -1,4 +1,4 @@
--- qledger schema, version 2. The whole data model.
+-- qledger schema, version 3. The whole data model.
 --
 -- Every table below except those named derived_* is a LEDGER TABLE: one row
 -- per appended entry. All ledger tables share ONE global, gap-free sequence
@@ -13,7 +13,7 @@
 -- dates are TEXT 'YYYY-MM-DD', booleans INTEGER 0/1. Nothing is REAL.
 
 PRAGMA application_id = 1363953490; -- 0x514C4752, 'QLGR'
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 -- Entry 1: the ledger's settings, fixed at init.
 CREATE TABLE ledger_settings (
@@ -38,7 +38,8 @@ CREATE TABLE policy_version (
     customer_approval_required  INTEGER NOT NULL CHECK (customer_approval_required IN (0, 1)),
     source                      TEXT    NOT NULL,
     hash                        BLOB    NOT NULL,
-    UNIQUE (chip, effective_from),
+    -- Not UNIQUE (chip, effective_from): a withdrawn version may be
+    -- recorded again for its date (SPEC 3.1); the import checks the rest.
     CHECK ((cap_ratio IS NULL) = (cap_window IS NULL))
 ) STRICT;
 
@@ -157,9 +158,44 @@ CREATE TABLE import_batch (
     hash            BLOB    NOT NULL
 ) STRICT;
 
+-- A payment reversed by `remit --reverse` (SPEC 3.13): it no longer counts.
+CREATE TABLE payment_reversal (
+    seq             INTEGER PRIMARY KEY,
+    payment_seq     INTEGER NOT NULL UNIQUE,       -- the remittance_payment entry
+    period          TEXT    NOT NULL,
+    reference       TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    reversed_on     TEXT    NOT NULL,              -- the as-of date of the reversal
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- A policy version withdrawn before it took effect (SPEC 3.1): every rule
+-- and report ignores it from then on.
+CREATE TABLE policy_withdrawal (
+    seq             INTEGER PRIMARY KEY,
+    version_seq     INTEGER NOT NULL UNIQUE,       -- the policy_version entry
+    chip            TEXT    NOT NULL,
+    effective_from  TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    withdrawn_on    TEXT    NOT NULL,              -- the as-of date of the withdrawal
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- A sale or return recorded with `import --late` in a period already
+-- closed (SPEC 3.12): which entry, the close it came after, and why.
+CREATE TABLE late_entry (
+    seq             INTEGER PRIMARY KEY,
+    sale_seq        INTEGER NOT NULL UNIQUE,       -- the sale entry
+    period          TEXT    NOT NULL,
+    close_seq       INTEGER NOT NULL,              -- the period_close entry
+    reason          TEXT    NOT NULL,
+    hash            BLOB    NOT NULL
+) STRICT;
+
 -- Lookup indexes for the rules. Sales carry only the UNIQUE(record_id)
 -- index; per-day figures come from the derived tables below, so the nightly
 -- import does not maintain a (chip, market, date) index per row.
+CREATE INDEX policy_version_by_chip ON policy_version (chip, effective_from);
 CREATE INDEX customer_event_by_id ON customer_event (customer_id, effective_date);
 CREATE INDEX lot_event_by_id ON lot_event (lot_id, effective_date);
 CREATE INDEX hold_by_order ON hold (order_ref);
@@ -169,7 +205,8 @@ CREATE INDEX hold_release_by_hold ON hold_release (hold_seq);
 CREATE INDEX sale_returns ON sale (reverses) WHERE reverses IS NOT NULL;
 CREATE INDEX sale_draws ON sale (hold_seq) WHERE hold_seq IS NOT NULL;
 CREATE INDEX sale_violations ON sale (sale_date) WHERE accepted_rules IS NOT NULL;
-CREATE INDEX remittance_by_period ON remittance_payment (period);
+CREATE INDEX remittance_by_period ON remittance_payment (period, reference);
+CREATE INDEX late_entry_by_period ON late_entry (period);
 
 -- DERIVED TABLES: running totals, rebuildable from the entries at any time
 -- and recomputed and compared by `qledger verify`. Not part of the chain;
@@ -252,6 +289,12 @@ CREATE TRIGGER period_close_no_update BEFORE UPDATE ON period_close BEGIN SELECT
 CREATE TRIGGER period_close_no_delete BEFORE DELETE ON period_close BEGIN SELECT RAISE(ABORT, 'period_close is append-only: corrections are new entries'); END;
 CREATE TRIGGER import_batch_no_update BEFORE UPDATE ON import_batch BEGIN SELECT RAISE(ABORT, 'import_batch is append-only: corrections are new entries'); END;
 CREATE TRIGGER import_batch_no_delete BEFORE DELETE ON import_batch BEGIN SELECT RAISE(ABORT, 'import_batch is append-only: corrections are new entries'); END;
+CREATE TRIGGER payment_reversal_no_update BEFORE UPDATE ON payment_reversal BEGIN SELECT RAISE(ABORT, 'payment_reversal is append-only: corrections are new entries'); END;
+CREATE TRIGGER payment_reversal_no_delete BEFORE DELETE ON payment_reversal BEGIN SELECT RAISE(ABORT, 'payment_reversal is append-only: corrections are new entries'); END;
+CREATE TRIGGER policy_withdrawal_no_update BEFORE UPDATE ON policy_withdrawal BEGIN SELECT RAISE(ABORT, 'policy_withdrawal is append-only: corrections are new entries'); END;
+CREATE TRIGGER policy_withdrawal_no_delete BEFORE DELETE ON policy_withdrawal BEGIN SELECT RAISE(ABORT, 'policy_withdrawal is append-only: corrections are new entries'); END;
+CREATE TRIGGER late_entry_no_update BEFORE UPDATE ON late_entry BEGIN SELECT RAISE(ABORT, 'late_entry is append-only: corrections are new entries'); END;
+CREATE TRIGGER late_entry_no_delete BEFORE DELETE ON late_entry BEGIN SELECT RAISE(ABORT, 'late_entry is append-only: corrections are new entries'); END;
 
 -- Views for auditors (open the file in any SQLite client).
 
@@ -267,6 +310,9 @@ UNION ALL SELECT seq, 'hold_release'       AS kind, hash FROM hold_release
 UNION ALL SELECT seq, 'remittance_payment' AS kind, hash FROM remittance_payment
 UNION ALL SELECT seq, 'period_close'       AS kind, hash FROM period_close
 UNION ALL SELECT seq, 'import_batch'       AS kind, hash FROM import_batch
+UNION ALL SELECT seq, 'payment_reversal'   AS kind, hash FROM payment_reversal
+UNION ALL SELECT seq, 'policy_withdrawal'  AS kind, hash FROM policy_withdrawal
+UNION ALL SELECT seq, 'late_entry'         AS kind, hash FROM late_entry
 ORDER BY seq;
 
 -- Each customer's state today (UTC): its latest event dated on or before today.

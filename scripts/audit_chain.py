@@ -15,7 +15,8 @@ import sqlite3
 import sys
 
 TABLES = ["ledger_settings", "policy_version", "customer_event", "lot_event", "sale",
-          "hold", "hold_release", "remittance_payment", "period_close", "import_batch"]
+          "hold", "hold_release", "remittance_payment", "period_close", "import_batch",
+          "payment_reversal", "policy_withdrawal", "late_entry"]
 
 
 def netstring(data: bytes) -> bytes:

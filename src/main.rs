@@ -9,7 +9,8 @@ use quotaledger::input::values::{parse_chip, parse_identifier, parse_market, par
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::records::customers::CustomerEvent;
 use quotaledger::records::lots::LotEvent;
-use quotaledger::records::policy::{all_versions, PolicyVersion};
+use quotaledger::records::policy::{versions_for_show, PolicyVersion};
+use quotaledger::report::payments::Remitted;
 use quotaledger::store::ledger::{parse_digest, Ledger, Settings};
 use quotaledger::store::verify::verify_ledger;
 use quotaledger::Error;
@@ -120,20 +121,30 @@ enum Command {
         #[arg(long)]
         format: Option<String>,
     },
-    /// Record a remittance payment for a period (open or closed).
+    /// Record a remittance payment for a period (open or closed), or reverse one.
     Remit {
         /// Period id.
         #[arg(long)]
         period: String,
         /// Amount in USD (up to 4 decimals).
-        #[arg(long)]
-        amount: String,
+        #[arg(long, required_unless_present = "reverse", conflicts_with = "reverse")]
+        amount: Option<String>,
         /// Payment date.
-        #[arg(long = "paid-on")]
-        paid_on: String,
-        /// Payment reference.
+        #[arg(
+            long = "paid-on",
+            required_unless_present = "reverse",
+            conflicts_with = "reverse"
+        )]
+        paid_on: Option<String>,
+        /// Payment reference (unique in its period; a retried remit with the same payment is a no-op).
         #[arg(long)]
         reference: String,
+        /// Reverse the payment with this period and reference instead.
+        #[arg(long, requires = "reason")]
+        reverse: bool,
+        /// Why the payment is reversed (required with --reverse).
+        #[arg(long, requires = "reverse")]
+        reason: Option<String>,
     },
     /// Seal a period that is over.
     Close {
@@ -205,8 +216,20 @@ impl RequestArgs {
 enum PolicyAction {
     /// Import policy versions from a CSV file.
     Import { file: PathBuf },
-    /// Show every recorded policy version.
+    /// Show every recorded policy version (withdrawn ones marked).
     Show,
+    /// Withdraw a version recorded by mistake, before it takes effect.
+    Withdraw {
+        /// The version's chip.
+        #[arg(long)]
+        chip: String,
+        /// The version's effective_from date (after the as-of date).
+        #[arg(long = "effective-from", value_name = "DATE")]
+        effective_from: String,
+        /// Why it is withdrawn.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +299,14 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Policy {
             action: PolicyAction::Show,
         } => policy_show(cli),
+        Command::Policy {
+            action:
+                PolicyAction::Withdraw {
+                    chip,
+                    effective_from,
+                    reason,
+                },
+        } => policy_withdraw(cli, chip, effective_from, reason, as_of),
         Command::Customers {
             action: ImportAction::Import { file },
         } => reference_import::<CustomerEvent>(cli, file, as_of),
@@ -309,10 +340,22 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Report { period, format } => report(cli, period, format.as_deref(), as_of),
         Command::Remit {
             period,
-            amount,
-            paid_on,
+            amount: Some(amount),
+            paid_on: Some(paid_on),
             reference,
+            reverse: false,
+            reason: _,
         } => remit(cli, period, amount, paid_on, reference, as_of),
+        Command::Remit {
+            period,
+            reference,
+            reason: Some(reason),
+            reverse: true,
+            ..
+        } => remit_reverse(cli, period, reference, reason, as_of),
+        Command::Remit { .. } => Err(Error::BadInput(
+            "remit takes --amount and --paid-on, or --reverse with --reason".to_string(),
+        )),
         Command::Close { period } => close(cli, period, as_of),
         Command::Verify { digest } => verify(cli, digest.as_deref()),
         Command::Digest => digest(cli),
@@ -416,7 +459,14 @@ fn remit(
         parse_date(paid_on.trim()).map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
     let reference = quotaledger::input::values::parse_text(reference.trim(), true)
         .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
-    quotaledger::report::remit(&mut ledger, period, amount, paid_on, &reference, as_of)?;
+    let remitted = quotaledger::report::payments::remit(
+        &mut ledger,
+        period,
+        amount,
+        paid_on,
+        &reference,
+        as_of,
+    )?;
     let paid_on = quotaledger::period::format_date(paid_on);
     if cli.json {
         print_json(&json!({
@@ -426,9 +476,49 @@ fn remit(
             "reference": reference,
         }));
     } else {
-        println!("recorded a payment of {amount} USD for {period}, paid on {paid_on}");
+        match remitted {
+            Remitted::Recorded => println!(
+                "recorded a payment of {amount} USD for {period}, paid on {paid_on} (reference '{reference}')"
+            ),
+            Remitted::Duplicate => println!(
+                "payment '{reference}' of {amount} USD for {period}, paid on {paid_on}, was already recorded; nothing changed"
+            ),
+        }
     }
     Ok(0)
+}
+
+fn remit_reverse(
+    cli: &Cli,
+    period: &str,
+    reference: &str,
+    reason: &str,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let mut ledger = open_for_write(cli, as_of)?;
+    let period = parse_period(&ledger, period)?;
+    let reference = quotaledger::input::values::parse_text(reference.trim(), true)
+        .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
+    let reason = parse_reason(reason)?;
+    let reversed =
+        quotaledger::report::payments::reverse(&mut ledger, period, &reference, &reason, as_of)?;
+    if cli.json {
+        print_json(&json!({
+            "period": period.to_string(),
+            "reference": reference,
+            "reversed_amount_usd": reversed.to_string(),
+            "reason": reason,
+        }));
+    } else {
+        println!("reversed payment '{reference}' of {period} ({reversed} USD): {reason}");
+    }
+    Ok(0)
+}
+
+/// A non-empty reason, as `--reason` takes it.
+fn parse_reason(reason: &str) -> Result<String, Error> {
+    quotaledger::input::values::parse_text(reason.trim(), true)
+        .map_err(|why| Error::BadInput(format!("--reason {why}")))
 }
 
 fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
@@ -610,13 +700,43 @@ fn with_progress<T>(file: &Path, work: impl FnOnce(Option<&Progress>) -> T) -> T
     })
 }
 
+fn policy_withdraw(
+    cli: &Cli,
+    chip: &str,
+    effective_from: &str,
+    reason: &str,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let mut ledger = open_for_write(cli, as_of)?;
+    let chip = parse_chip(chip).map_err(|why| Error::BadInput(format!("--chip: {why}")))?;
+    let effective_from = parse_date(effective_from.trim())
+        .map_err(|why| Error::BadInput(format!("--effective-from: {why}")))?;
+    let reason = parse_reason(reason)?;
+    let withdrawn =
+        quotaledger::records::policy::withdraw(&mut ledger, &chip, effective_from, &reason, as_of)?;
+    let effective_from = quotaledger::period::format_date(withdrawn.effective_from);
+    if cli.json {
+        print_json(&json!({
+            "chip": withdrawn.chip,
+            "effective_from": effective_from,
+            "withdrawn": true,
+        }));
+    } else {
+        println!(
+            "withdrew the policy version of {} from {effective_from}: {reason}",
+            withdrawn.chip
+        );
+    }
+    Ok(0)
+}
+
 fn policy_show(cli: &Cli) -> Result<u8, Error> {
     let ledger = Ledger::open(&cli.db)?;
-    let versions = all_versions(ledger.conn())?;
+    let versions = versions_for_show(ledger.conn())?;
     if cli.json {
         let items: Vec<_> = versions
             .iter()
-            .map(|v| {
+            .map(|(v, withdrawn)| {
                 json!({
                     "chip": v.chip,
                     "effective_from": v.effective_from.format("%Y-%m-%d").to_string(),
@@ -627,6 +747,7 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
                     "lab_test_required": v.lab_test_required,
                     "customer_approval_required": v.customer_approval_required,
                     "source": v.source,
+                    "withdrawn": withdrawn,
                 })
             })
             .collect();
@@ -650,8 +771,9 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
         "lab_test_required",
         "customer_approval_required",
         "source",
+        "withdrawn",
     ]);
-    for v in &versions {
+    for (v, withdrawn) in &versions {
         table.add_row([
             v.chip.clone(),
             v.effective_from.format("%Y-%m-%d").to_string(),
@@ -663,6 +785,7 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
             v.lab_test_required.to_string(),
             v.customer_approval_required.to_string(),
             v.source.clone(),
+            withdrawn.to_string(),
         ]);
     }
     println!("{table}");

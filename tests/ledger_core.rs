@@ -269,7 +269,7 @@ fn a_version_1_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(conn);
     assert_eq!((digest(&db), held_rows(&db)), before);
     // A version it does not know is still refused.

@@ -541,3 +541,120 @@ fn verify_checks_sealed_figures_against_a_consistent_forgery() {
         assert!(report["message"].as_str().unwrap().contains("sealed figures of 2026-Q1"), "{name}: {report}");
     }
 }
+
+#[test]
+fn a_retried_remit_never_pays_twice_and_a_reversal_undoes_a_payment() {
+    let (dir, db) = ledger();
+    import(&dir, &db, "a.csv", "S1,2026-01-10,H200,CN,C,10,100,,,,\n"); // due 250.00
+    let remit = |amount: &str, paid_on: &str, reference: &str| {
+        at(
+            &db,
+            "2026-04-10",
+            &[
+                "--json",
+                "remit",
+                "--period",
+                "2026-Q1",
+                "--amount",
+                amount,
+                "--paid-on",
+                paid_on,
+                "--reference",
+                reference,
+            ],
+        )
+    };
+    let (code, first, stderr) = remit("100", "2026-04-09", "W1");
+    assert_eq!(code, 0, "{stderr}");
+    let once = digest(&db);
+    // The retry: same period, reference, amount and date. Nothing appended.
+    let (code, again, stderr) = remit("100.0000", "2026-04-09", "W1");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(again, first);
+    assert_eq!(digest(&db), once);
+    // The same reference with another amount or date is a conflict.
+    for (amount, paid_on) in [("101", "2026-04-09"), ("100", "2026-04-08")] {
+        let (code, _, stderr) = remit(amount, paid_on, "W1");
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("already recorded with other figures"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(digest(&db), once);
+    let (code, _, _) = remit("50", "2026-04-09", "W2");
+    assert_eq!(code, 0);
+    assert_eq!(
+        report(&db, "2026-04-10", "2026-Q1")["remittance"]["paid_usd"],
+        "150"
+    );
+    // Reverse W1: it no longer counts.
+    let reverse = |reference: &str| {
+        at(
+            &db,
+            "2026-04-11",
+            &[
+                "--json",
+                "remit",
+                "--reverse",
+                "--period",
+                "2026-Q1",
+                "--reference",
+                reference,
+                "--reason",
+                "keyed twice",
+            ],
+        )
+    };
+    let (code, reversed, stderr) = reverse("W1");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        reversed,
+        serde_json::json!({"period": "2026-Q1", "reference": "W1", "reversed_amount_usd": "100", "reason": "keyed twice"})
+    );
+    assert_eq!(
+        report(&db, "2026-04-11", "2026-Q1")["remittance"],
+        serde_json::json!({"due_usd": "250.00", "paid_usd": "50", "outstanding_usd": "200.00"})
+    );
+    let reversed_once = digest(&db);
+    // Twice, or an unknown reference: bad input, nothing appended.
+    for reference in ["W1", "W9"] {
+        let (code, _, stderr) = reverse(reference);
+        assert_eq!(code, 2, "{reference}: {stderr}");
+    }
+    // A reversed reference is never used again in its period.
+    let (code, _, stderr) = at(
+        &db,
+        "2026-04-11",
+        &[
+            "remit",
+            "--period",
+            "2026-Q1",
+            "--amount",
+            "100",
+            "--paid-on",
+            "2026-04-09",
+            "--reference",
+            "W1",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("reversed"), "{stderr}");
+    assert_eq!(digest(&db), reversed_once);
+    // --reverse needs --reason, and no amount.
+    let (code, _, _) = at(
+        &db,
+        "2026-04-11",
+        &[
+            "remit",
+            "--reverse",
+            "--period",
+            "2026-Q1",
+            "--reference",
+            "W2",
+        ],
+    );
+    assert_eq!(code, 2);
+    let (code, _, stderr) = at(&db, "2026-04-11", &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+}

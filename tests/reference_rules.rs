@@ -558,3 +558,161 @@ fn invalid_utf8_is_reported_with_its_line_and_column() {
     );
     assert!(errors[0].2.contains("UTF-8"));
 }
+
+#[test]
+fn a_future_policy_version_is_withdrawn_before_it_takes_effect_and_replaced() {
+    let (dir, db) = new_ledger();
+    let typo = write_file(
+        dir.path(),
+        "typo.csv",
+        &format!(
+            "{POLICY_HEADER}H200,2026-01-15,true,0.5,period,0.25,false,false,BIS\n\
+             H200,2026-08-01,true,0.04,period,0.25,false,false,typo: 0.04 for 0.4\n"
+        ),
+    );
+    assert_eq!(import(&db, "policy", &typo).0, 0);
+    let withdraw = |db: &Path, as_of: &str| {
+        let output = qledger_at(
+            db,
+            as_of,
+            &[
+                "--json",
+                "policy",
+                "withdraw",
+                "--chip",
+                "h200",
+                "--effective-from",
+                "2026-08-01",
+                "--reason",
+                "ratio keyed as 0.04",
+            ],
+        )
+        .output()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code().unwrap(), stdout, stderr)
+    };
+    // On its first day it is in force already: refused, nothing appended.
+    let before = digest(&db);
+    let (code, _, stderr) = withdraw(&db, "2026-08-01");
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(digest(&db), before);
+    // The day before it takes effect: withdrawn.
+    let (code, stdout, stderr) = withdraw(&db, "2026-07-31");
+    assert_eq!(code, 0, "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"chip": "H200", "effective_from": "2026-08-01", "withdrawn": true})
+    );
+    // Withdrawn twice: bad input.
+    let (code, _, stderr) = withdraw(&db, "2026-07-31");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("already withdrawn"), "{stderr}");
+    // `policy show` marks it; every rule ignores it.
+    let (code, show, _) = run_json(&db, &["policy", "show"]);
+    assert_eq!(code, 0);
+    let withdrawn: Vec<bool> = show["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["withdrawn"].as_bool().unwrap())
+        .collect();
+    assert_eq!(withdrawn, vec![false, true]);
+    let report = |as_of: &str| {
+        let (code, report, stderr) = json_at(&db, as_of, &["report", "--period", "2026-Q3"]);
+        assert_eq!(code, 0, "{stderr}");
+        report["chips"][0]["cap_ratio"].clone()
+    };
+    assert_eq!(report("2026-08-15"), "0.5");
+    // A new version on the same date afterwards.
+    let fixed = write_file(
+        dir.path(),
+        "fixed.csv",
+        &format!("{POLICY_HEADER}H200,2026-08-01,true,0.4,period,0.25,false,false,corrected\n"),
+    );
+    let (code, summary, stderr) = json_at(
+        &db,
+        "2026-07-31",
+        &["policy", "import", fixed.to_str().unwrap()],
+    );
+    assert_eq!(
+        (code, summary["inserted"].as_u64()),
+        (0, Some(1)),
+        "{stderr}"
+    );
+    let (_, show, _) = run_json(&db, &["policy", "show"]);
+    assert_eq!(show["versions"].as_array().unwrap().len(), 3);
+    assert_eq!(report("2026-08-15"), "0.4");
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Refused once a sale is dated on or after the version's date.
+    let other = dir.path().join("other.sqlite");
+    run_ok(qledger_at(&other, SETUP_AS_OF, &["init"]), "init");
+    run_ok(
+        qledger_at(
+            &other,
+            SETUP_AS_OF,
+            &["policy", "import", typo.to_str().unwrap()],
+        ),
+        "policy",
+    );
+    let sale = write_file(
+        dir.path(),
+        "sale.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\nS-8,2026-07-31,H200,US,,1000,1\n",
+    );
+    run_ok(
+        qledger_at(&other, "2026-07-31", &["import", sale.to_str().unwrap()]),
+        "import",
+    );
+    let (code, _, stderr) = withdraw(&other, "2026-07-31");
+    assert_eq!(code, 0, "a sale the day before does not stop it: {stderr}");
+    let (code, _, _) = json_at(
+        &other,
+        "2026-07-31",
+        &["policy", "import", typo.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "the identical version recorded again");
+    // A hold planned on or after the version's date stops a withdrawal.
+    run_ok(
+        qledger_at(
+            &other,
+            "2026-07-31",
+            &[
+                "reserve",
+                "--order",
+                "PO-8",
+                "--chip",
+                "H200",
+                "--market",
+                "CN",
+                "--units",
+                "1",
+                "--date",
+                "2026-08-05",
+                "--customer",
+                "C-1",
+            ],
+        ),
+        "reserve",
+    );
+    let (code, _, stderr) = withdraw(&other, "2026-07-31");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("dated 2026-08-05"), "{stderr}");
+}
+
+/// `--json` at `as_of`: (exit code, stdout as JSON, stderr).
+fn json_at(db: &Path, as_of: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let output = qledger_at(db, as_of, &[&["--json"][..], args].concat())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.code().unwrap(),
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -115,6 +115,11 @@ type StoredVersion = (
 const SELECT_COLUMNS: &str = "chip, effective_from, restricted_allowed, cap_ratio, cap_window, \
      remittance_rate, lab_test_required, customer_approval_required, source";
 
+/// The condition that leaves out withdrawn versions (SPEC §3.1): every rule
+/// and report reads versions through it.
+const NOT_WITHDRAWN: &str = "NOT EXISTS (SELECT 1 FROM policy_withdrawal AS w \
+     WHERE w.version_seq = policy_version.seq)";
+
 impl PolicyVersion {
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredVersion> {
         Ok((
@@ -168,12 +173,106 @@ impl PolicyVersion {
 /// Every recorded version, ordered by chip and date.
 pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {SELECT_COLUMNS} FROM policy_version ORDER BY chip, effective_from"
+        "SELECT {SELECT_COLUMNS} FROM policy_version WHERE {NOT_WITHDRAWN} ORDER BY chip, effective_from"
     ))?;
     let stored = statement
         .query_map([], PolicyVersion::from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     stored.into_iter().map(PolicyVersion::from_stored).collect()
+}
+
+/// Every recorded version with whether it was withdrawn, in entry order
+/// (`policy show`).
+pub fn versions_for_show(conn: &Connection) -> Result<Vec<(PolicyVersion, bool)>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {SELECT_COLUMNS}, NOT {NOT_WITHDRAWN} FROM policy_version ORDER BY chip, effective_from, seq"
+    ))?;
+    let stored = statement
+        .query_map([], |row| {
+            Ok((PolicyVersion::from_row(row)?, row.get::<_, bool>(9)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored
+        .into_iter()
+        .map(|(version, withdrawn)| Ok((PolicyVersion::from_stored(version)?, withdrawn)))
+        .collect()
+}
+
+/// What `policy withdraw` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawn {
+    /// The chip.
+    pub chip: String,
+    /// The withdrawn version's date.
+    pub effective_from: NaiveDate,
+}
+
+/// `qledger policy withdraw` (SPEC §3.1): withdraws the version of `chip`
+/// from `effective_from`, allowed only while that date is after the as-of
+/// date and no sale, return or hold of the chip is dated on or after it.
+pub fn withdraw(
+    ledger: &mut crate::store::ledger::Ledger,
+    chip: &str,
+    effective_from: NaiveDate,
+    reason: &str,
+    as_of: NaiveDate,
+) -> Result<Withdrawn> {
+    let day = format_date(effective_from);
+    if effective_from <= as_of {
+        return Err(Error::BadInput(format!(
+            "the version of {chip} from {day} took effect on or before the as-of date {}: \
+             only a version not yet in force may be withdrawn (record a new version instead)",
+            format_date(as_of)
+        )));
+    }
+    ledger.write(as_of, |appender| {
+        let conn = appender.conn();
+        let seq = version_to_withdraw(conn, chip, &day)?;
+        if let Some(last) = last_activity_date(conn, chip)? {
+            if last >= effective_from {
+                return Err(Error::BadInput(format!(
+                    "{chip} has a sale, return or hold dated {} under the version from {day}; \
+                     it can no longer be withdrawn",
+                    format_date(last)
+                )));
+            }
+        }
+        appender.append(
+            &crate::store::entry::POLICY_WITHDRAWAL,
+            &[
+                rusqlite::types::Value::Integer(seq),
+                rusqlite::types::Value::Text(chip.to_string()),
+                rusqlite::types::Value::Text(day.clone()),
+                rusqlite::types::Value::Text(reason.to_string()),
+                rusqlite::types::Value::Text(format_date(as_of)),
+            ],
+        )?;
+        let withdrawn = Withdrawn {
+            chip: chip.to_string(),
+            effective_from,
+        };
+        Ok((withdrawn, true))
+    })
+}
+
+/// The entry of the version of `chip` from `day` not yet withdrawn.
+fn version_to_withdraw(conn: &Connection, chip: &str, day: &str) -> Result<i64> {
+    let versions: Vec<(i64, bool)> = conn
+        .prepare_cached(&format!(
+            "SELECT seq, NOT {NOT_WITHDRAWN} FROM policy_version \
+             WHERE chip = ?1 AND effective_from = ?2 ORDER BY seq"
+        ))?
+        .query_map((chip, day), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    match versions.iter().find(|(_, withdrawn)| !withdrawn) {
+        Some((seq, _)) => Ok(*seq),
+        None if versions.is_empty() => Err(Error::BadInput(format!(
+            "no policy version of {chip} takes effect on {day}; `qledger policy show` lists them"
+        ))),
+        None => Err(Error::BadInput(format!(
+            "the version of {chip} from {day} is already withdrawn"
+        ))),
+    }
 }
 
 /// The chips any policy version names (SPEC §2: a chip is known once
@@ -210,7 +309,8 @@ impl KnownChips {
 pub fn versions_of(conn: &Connection, chip: &str) -> Result<Vec<PolicyVersion>> {
     let stored = conn
         .prepare_cached(&format!(
-            "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 ORDER BY effective_from"
+            "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND {NOT_WITHDRAWN} \
+             ORDER BY effective_from"
         ))?
         .query_map([chip], PolicyVersion::from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -227,7 +327,7 @@ pub fn version_in_force(
     let stored = conn
         .prepare_cached(&format!(
             "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND effective_from <= ?2 \
-             ORDER BY effective_from DESC LIMIT 1"
+             AND {NOT_WITHDRAWN} ORDER BY effective_from DESC LIMIT 1"
         ))?
         .query_row((chip, format_date(date)), PolicyVersion::from_row)
         .optional()?;
@@ -356,7 +456,8 @@ impl ReferenceRow for PolicyVersion {
     fn load_recorded(conn: &Connection, identity: &(String, NaiveDate)) -> Result<Option<Self>> {
         let stored = conn
             .prepare_cached(&format!(
-                "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND effective_from = ?2"
+                "SELECT {SELECT_COLUMNS} FROM policy_version WHERE chip = ?1 AND effective_from = ?2 \
+                 AND {NOT_WITHDRAWN}"
             ))?
             .query_row((&identity.0, format_date(identity.1)), PolicyVersion::from_row)
             .optional()?;

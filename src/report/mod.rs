@@ -9,13 +9,15 @@ use crate::records::lots::{self, LabResult};
 use crate::records::policy::{self, CapWindow};
 use crate::rules::facts::{parse_e4, LedgerFacts};
 use crate::rules::{cap_status, figures_on, Facts, Window};
-use crate::store::entry::{PERIOD_CLOSE, REMITTANCE_PAYMENT};
+use crate::store::entry::PERIOD_CLOSE;
 use crate::store::ledger::{read_head, ChainHead, Ledger, Settings};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+
+pub mod payments;
 
 pub use crate::rules::Status;
 
@@ -212,11 +214,7 @@ pub fn compute(
             remittance_due,
         });
     }
-    let paid: i64 = conn
-        .prepare_cached(
-            "SELECT coalesce(sum(amount_usd_e4), 0) FROM remittance_payment WHERE period = ?1",
-        )?
-        .query_row([&period_id], |row| row.get(0))?;
+    let paid = payments::paid_usd(conn, &period_id)?;
     Ok(Report {
         period,
         closed,
@@ -224,7 +222,7 @@ pub fn compute(
         head: read_head(conn)?,
         chips: figures,
         due,
-        paid: Usd::from_e4(paid as i128),
+        paid,
         lots: lot_figures(conn, period)?,
         violations: violations(conn, period.first_day(), period.last_day())?,
         imports: imports(conn, &period_id)?,
@@ -631,42 +629,6 @@ pub fn report(ledger: &Ledger, period: Period, as_of: NaiveDate) -> Result<Repor
     let report = compute(conn, ledger.settings(), period, as_of);
     conn.execute_batch("COMMIT")?;
     report
-}
-
-/// `qledger remit`: records a payment for `period` (open or closed).
-pub fn remit(
-    ledger: &mut Ledger,
-    period: Period,
-    amount: Usd,
-    paid_on: NaiveDate,
-    reference: &str,
-    as_of: NaiveDate,
-) -> Result<()> {
-    if amount.e4 <= 0 {
-        return Err(Error::BadInput("--amount must be more than 0".to_string()));
-    }
-    if paid_on > as_of {
-        return Err(Error::BadInput(format!(
-            "--paid-on {} is after the as-of date {}",
-            format_date(paid_on),
-            format_date(as_of)
-        )));
-    }
-    let amount_e4 = i64::try_from(amount.e4)
-        .map_err(|_| Error::BadInput("--amount is too large".to_string()))?;
-    ledger.write(as_of, |appender| {
-        appender.append(
-            &REMITTANCE_PAYMENT,
-            &[
-                Value::Text(period.to_string()),
-                Value::Integer(amount_e4),
-                Value::Text(format_date(paid_on)),
-                Value::Text(reference.to_string()),
-                Value::Text(format_date(as_of)),
-            ],
-        )?;
-        Ok(((), true))
-    })
 }
 
 /// What `close` did.

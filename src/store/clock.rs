@@ -24,6 +24,8 @@ pub const AS_OF_COLUMNS: &[(&str, &str)] = &[
     ("hold_release", "released_on"),
     ("remittance_payment", "recorded_on"),
     ("period_close", "closed_on"),
+    ("payment_reversal", "reversed_on"),
+    ("policy_withdrawal", "withdrawn_on"),
 ];
 
 /// Today's date: `QLEDGER_TODAY` if set, else today's UTC date.

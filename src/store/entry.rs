@@ -147,6 +147,35 @@ pub const IMPORT_BATCH: EntryKind = EntryKind {
     ],
 };
 
+/// A reversal of a remittance payment (schema version 3).
+pub const PAYMENT_REVERSAL: EntryKind = EntryKind {
+    table: "payment_reversal",
+    columns: &[
+        "payment_seq",
+        "period",
+        "reference",
+        "reason",
+        "reversed_on",
+    ],
+};
+/// A withdrawal of a policy version before it took effect (schema version 3).
+pub const POLICY_WITHDRAWAL: EntryKind = EntryKind {
+    table: "policy_withdrawal",
+    columns: &[
+        "version_seq",
+        "chip",
+        "effective_from",
+        "reason",
+        "withdrawn_on",
+    ],
+};
+/// The mark of a late entry: a sale or return dated in a closed period
+/// (schema version 3).
+pub const LATE_ENTRY: EntryKind = EntryKind {
+    table: "late_entry",
+    columns: &["sale_seq", "period", "close_seq", "reason"],
+};
+
 /// Every entry kind, in a fixed order.
 pub const ALL_KINDS: &[EntryKind] = &[
     LEDGER_SETTINGS,
@@ -159,6 +188,9 @@ pub const ALL_KINDS: &[EntryKind] = &[
     REMITTANCE_PAYMENT,
     PERIOD_CLOSE,
     IMPORT_BATCH,
+    PAYMENT_REVERSAL,
+    POLICY_WITHDRAWAL,
+    LATE_ENTRY,
 ];
 
 /// A chain hash.

@@ -17,7 +17,7 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// `PRAGMA application_id` of a qledger file ('QLGR').
 pub const APPLICATION_ID: i64 = 0x514C_4752;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// How long a writer waits for another writer before giving up (exit 4),
 /// unless `QLEDGER_BUSY_TIMEOUT_MS` says otherwise. Long enough for a
 /// nightly import of a few million rows to commit.
@@ -418,17 +418,17 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         return Err(not_a_ledger("not created by qledger init"));
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version != SCHEMA_VERSION && version != 1 {
+    if !(1..=SCHEMA_VERSION).contains(&version) {
         return Err(not_a_ledger(&format!(
-            "schema version {version}, this qledger reads version {SCHEMA_VERSION}"
+            "schema version {version}, this qledger reads versions 1 to {SCHEMA_VERSION}"
         )));
     }
     configure(&conn)?;
-    if version == 1 {
-        upgrade_from_v1(&conn).map_err(|err| {
+    if version < SCHEMA_VERSION {
+        upgrade(&conn).map_err(|err| {
             Error::Environment(format!(
-                "{} has schema version 1; this qledger upgrades it in place (adding a derived table, \
-                 the entries and their chain unchanged) and could not: {err}",
+                "{} has schema version {version}; this qledger upgrades it in place to version \
+                 {SCHEMA_VERSION} (its entries and their chain unchanged) and could not: {err}",
                 path.display()
             ))
         })?;
@@ -436,41 +436,31 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// The statements that create `derived_held_units` and its index, taken
-/// from `schema.sql` (one source for the new table and the upgrade).
-pub fn held_units_ddl() -> &'static str {
-    let start = SCHEMA_SQL
-        .find("CREATE TABLE derived_held_units")
-        .expect("schema.sql creates derived_held_units");
-    let index = SCHEMA_SQL[start..]
-        .find("CREATE INDEX derived_held_units_by_lot")
-        .expect("schema.sql indexes derived_held_units")
-        + start;
-    let end = SCHEMA_SQL[index..].find(";\n").expect("statement ends") + index + 1;
-    &SCHEMA_SQL[start..end]
-}
-
-/// Schema version 2 added `derived_held_units`, which sums what the hold,
-/// hold_release and sale entries say; no entry and no hash changed. A
-/// version-1 ledger is upgraded in place, in one write transaction, the
-/// first time this build opens it (`verify` then checks the new table like
-/// every derived one). Entry 1 keeps the version the ledger was created with.
-fn upgrade_from_v1(conn: &Connection) -> Result<()> {
+/// Upgrades a ledger made by an earlier version, in place, in one write
+/// transaction, the first time this build opens it (so that needs write
+/// access once). Version 2 added `derived_held_units`; version 3 the
+/// payment reversal, policy withdrawal and late entry kinds, and let a
+/// withdrawn policy version's date be used again. No entry and no hash
+/// changes; entry 1 keeps the version the ledger was created with, and
+/// `verify` checks the new derived table like every derived one.
+fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let upgraded = (|| {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if version == SCHEMA_VERSION {
             return Ok(()); // another process upgraded it meanwhile
         }
-        conn.execute_batch(held_units_ddl())?;
-        let mut insert = conn.prepare(
-            "INSERT INTO derived_held_units (chip, planned_date, expires_on, lot_id, held_units) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for ((chip, planned, expires, lot), held_units) in
-            crate::rules::facts::held_units_from_entries(conn)?
-        {
-            insert.execute((chip, planned, expires, lot, held_units))?;
+        let created = crate::store::schema::upgrade(conn)?;
+        if created.iter().any(|table| table == "derived_held_units") {
+            let mut insert = conn.prepare(
+                "INSERT INTO derived_held_units (chip, planned_date, expires_on, lot_id, held_units) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for ((chip, planned, expires, lot), held_units) in
+                crate::rules::facts::held_units_from_entries(conn)?
+            {
+                insert.execute((chip, planned, expires, lot, held_units))?;
+            }
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok::<(), Error>(())

@@ -4,4 +4,5 @@
 pub mod clock;
 pub mod entry;
 pub mod ledger;
+pub mod schema;
 pub mod verify;
