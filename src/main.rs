@@ -86,8 +86,11 @@ enum Command {
         /// Record rows refused only by policy, customer, lot or cap, marked as violations.
         #[arg(long, requires = "reason")]
         accept_violations: bool,
-        /// Why the violations are recorded (required with --accept-violations).
-        #[arg(long, requires = "accept_violations")]
+        /// Record rows dated in closed periods as late entries (the sealed figures stay).
+        #[arg(long, requires = "reason")]
+        late: bool,
+        /// Why the violations or late entries are recorded (with --accept-violations or --late).
+        #[arg(long)]
         reason: Option<String>,
     },
     /// May this order be booked? Runs every rule; never writes.
@@ -318,15 +321,22 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             dry_run,
             partial,
             rejects,
-            accept_violations: _,
+            accept_violations,
+            late,
             reason,
         } => {
+            if reason.is_some() && !accept_violations && !late {
+                return Err(Error::BadInput(
+                    "--reason goes with --accept-violations or --late".to_string(),
+                ));
+            }
             let options = SalesImportOptions {
                 as_of,
                 dry_run: *dry_run,
                 partial: *partial,
-                accept_reason: reason.clone(),
+                accept_reason: reason.clone().filter(|_| *accept_violations),
                 careful_only: false,
+                late_reason: reason.clone().filter(|_| *late),
             };
             sales_import(cli, file, rejects.as_deref(), &options)
         }
@@ -630,10 +640,13 @@ fn sales_import(
     options: &SalesImportOptions,
 ) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, options.as_of)?;
-    if let Some(reason) = &options.accept_reason {
+    for reason in [&options.accept_reason, &options.late_reason]
+        .into_iter()
+        .flatten()
+    {
         if reason.trim().is_empty() {
             return Err(Error::BadInput(
-                "--reason must say why the violations are recorded".to_string(),
+                "--reason must say why the rows are recorded".to_string(),
             ));
         }
     }

@@ -151,7 +151,7 @@ fn policy_show_lists_versions_with_csv_field_names() {
             "chip": "H200", "effective_from": "2026-01-15", "restricted_allowed": true,
             "cap_ratio": "0.5", "cap_window": "period", "remittance_rate": "0.25",
             "lab_test_required": true, "customer_approval_required": true,
-            "source": h200["source"].as_str().unwrap(),
+            "source": h200["source"].as_str().unwrap(), "withdrawn": false,
         })
     );
     assert!(!h200["source"].as_str().unwrap().is_empty());

@@ -300,9 +300,11 @@ fn the_report_in_three_formats() {
             "remittance",
             "lots",
             "violations",
-            "imports"
+            "imports",
+            "late"
         ]
     );
+    assert_eq!(json["late"], serde_json::Value::Null, "an open period has no late section");
     let capped = chip(&json, "CAPPED");
     assert_eq!(
         capped,
@@ -498,10 +500,30 @@ fn closing_ends_the_periods_holds() {
         10
     );
     at(&db, "2026-04-01", &["close", "--period", "2026-Q1"]);
+    // The closed period's report is what the close sealed, holds included
+    // (SPEC §9); the hold itself ended with the close.
     assert_eq!(
         chip(&report(&db, "2026-04-01", "2026-Q1"), "CAPPED")["reserved_units"],
-        0
+        10
     );
+    let (code, check, _) = at(
+        &db,
+        "2026-04-01",
+        &[
+            "--json",
+            "check",
+            "--chip",
+            "CAPPED",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-03-30",
+        ],
+    );
+    assert_eq!(code, 1, "{check}");
+    assert_eq!(check["reserved_units"], 0);
     let (code, released, _) = at(&db, "2026-04-01", &["--json", "release", "--order", "PO-1"]);
     assert_eq!((code, released["already_ended"].as_bool()), (0, Some(true)));
 }

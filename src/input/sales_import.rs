@@ -58,6 +58,9 @@ pub struct SalesImportOptions {
     pub accept_reason: Option<String>,
     /// Skip the fast path (tests and benchmarks compare both paths).
     pub careful_only: bool,
+    /// `--late --reason`: record rows dated in closed periods as late
+    /// entries (SPEC §3.12), marked with this reason.
+    pub late_reason: Option<String>,
 }
 
 /// A row that was not recorded: its fields as written and why.
@@ -232,8 +235,13 @@ fn judge_restricted_sale(
     facts: &mut LedgerFacts<'_>,
     row: &SaleRow,
     accept_reason: Option<&str>,
+    late: bool,
 ) -> Result<std::result::Result<Recordable, Vec<(Rule, String)>>> {
-    let verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
+    let mut verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
+    if late {
+        // A late entry faces every rule but `closed` (SPEC §3.12).
+        verdict.refusals.retain(|(rule, _)| *rule != Rule::Closed);
+    }
     let accepted = match acceptance(&verdict.refusals, accept_reason) {
         Acceptance::Clean => None,
         Acceptance::Accepted(rules) => Some(rules),
@@ -264,10 +272,13 @@ fn return_refusals(
     row: &SaleRow,
     sale: Option<&SaleRow>,
     returned: i64,
+    late: bool,
 ) -> Result<Vec<(Rule, String)>> {
     let mut refusals = judge_return(row, sale, returned);
     if let Some(closed) = closed_refusal(facts, settings, row.sale_date)? {
-        refusals.push(closed);
+        if !late {
+            refusals.push(closed);
+        }
     }
     if refusals.is_empty() && settings.market_group(&row.market) == MarketGroup::Us {
         if let Some(message) =
@@ -458,7 +469,8 @@ pub fn import_sales(
         Err(Err(err)) => return Err(err),
     };
     trace(label, "header");
-    if !options.careful_only {
+    // Late entries are rare and marked one by one: the careful path records them.
+    if !options.careful_only && options.late_reason.is_none() {
         if let Some(outcome) = fast_path(ledger, path, label, options, &header, progress)? {
             trace(label, "fast path committed");
             return Ok(outcome);
@@ -712,8 +724,12 @@ impl Producer<'_> {
                 returns.push(row);
                 continue;
             }
-            let Ok((draw, accepted)) =
-                judge_restricted_sale(&mut facts, &row, self.options.accept_reason.as_deref())?
+            let Ok((draw, accepted)) = judge_restricted_sale(
+                &mut facts,
+                &row,
+                self.options.accept_reason.as_deref(),
+                false,
+            )?
             else {
                 return Ok(Produced::Fallback);
             };
@@ -744,7 +760,8 @@ impl Producer<'_> {
             };
             let already = sales::returned_units(reader, &reverses)?
                 + returned_here.get(&reverses).copied().unwrap_or(0);
-            let refusals = return_refusals(&mut facts, self.settings, &row, Some(&sale), already)?;
+            let refusals =
+                return_refusals(&mut facts, self.settings, &row, Some(&sale), already, false)?;
             let group = self.settings.market_group(&row.market);
             let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
                 Acceptance::Clean => None,
@@ -813,6 +830,7 @@ fn careful_path(
             known_chips: &known_chips,
             options,
             label,
+            late_marks: Vec::new(),
             problems: Problems::default(),
             statuses: Vec::new(),
             summary: ImportSummary {
@@ -831,6 +849,7 @@ fn careful_path(
             careful.apply_pass(&mut pass, status, &mut facts)?;
             pass.finish(Some(&sha256))?;
         }
+        careful.append_late_marks()?;
         let Careful {
             appender,
             problems,
@@ -865,6 +884,8 @@ struct Careful<'a, 'conn> {
     known_chips: &'a KnownChips,
     options: &'a SalesImportOptions,
     label: &'a str,
+    /// Rows recorded as late entries: (sale entry, period, its close entry).
+    late_marks: Vec<(i64, Period, i64)>,
     problems: Problems,
     statuses: Vec<Status>,
     summary: ImportSummary,
@@ -1008,13 +1029,56 @@ impl Careful<'_, '_> {
         Ok(())
     }
 
+    /// With `--late`, the period of `date` and its close entry when that
+    /// period is closed: a row there is a late entry.
+    fn late_close(
+        &mut self,
+        facts: &mut LedgerFacts<'_>,
+        date: NaiveDate,
+    ) -> Result<Option<(Period, i64)>> {
+        if self.options.late_reason.is_none() {
+            return Ok(None);
+        }
+        let period = Period::of(self.settings.period_kind, date);
+        if !facts.is_closed(period)? {
+            return Ok(None);
+        }
+        let close_seq: i64 = self
+            .appender
+            .conn()
+            .prepare_cached("SELECT seq FROM period_close WHERE period = ?1")?
+            .query_row([period.to_string()], |row| row.get(0))?;
+        Ok(Some((period, close_seq)))
+    }
+
+    /// Appends the late-entry marks of the rows recorded late (SPEC §3.12).
+    fn append_late_marks(&mut self) -> Result<()> {
+        let reason = self.options.late_reason.clone().unwrap_or_default();
+        for (sale_seq, period, close_seq) in std::mem::take(&mut self.late_marks) {
+            self.appender.append(
+                &crate::store::entry::LATE_ENTRY,
+                &[
+                    rusqlite::types::Value::Integer(sale_seq),
+                    rusqlite::types::Value::Text(period.to_string()),
+                    rusqlite::types::Value::Integer(close_seq),
+                    rusqlite::types::Value::Text(reason.clone()),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     fn record(
         &mut self,
         row: &SaleRow,
         draw: Option<(i64, i64)>,
         accepted: Option<&str>,
+        late: Option<(Period, i64)>,
     ) -> Result<()> {
         let head = self.appender.head();
+        if let Some((period, close_seq)) = late {
+            self.late_marks.push((head.entries + 1, period, close_seq));
+        }
         let mut batch = SaleBatch::new();
         let reason = self.options.accept_reason.as_deref().unwrap_or("");
         batch.push(
@@ -1043,10 +1107,13 @@ impl Careful<'_, '_> {
         row: &SaleRow,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
-        if let Some(refusal) = closed_refusal(facts, self.settings, row.sale_date)? {
-            return Ok(vec![refusal]);
+        let late = self.late_close(facts, row.sale_date)?;
+        if late.is_none() {
+            if let Some(refusal) = closed_refusal(facts, self.settings, row.sale_date)? {
+                return Ok(vec![refusal]);
+            }
         }
-        self.record(row, None, None)?;
+        self.record(row, None, None, late)?;
         apply_plain_sale(facts, row, self.settings.market_group(&row.market))?;
         Ok(Vec::new())
     }
@@ -1056,9 +1123,11 @@ impl Careful<'_, '_> {
         row: &SaleRow,
         facts: &mut LedgerFacts<'_>,
     ) -> Result<Vec<(Rule, String)>> {
-        match judge_restricted_sale(facts, row, self.options.accept_reason.as_deref())? {
+        let late = self.late_close(facts, row.sale_date)?;
+        let accept = self.options.accept_reason.as_deref();
+        match judge_restricted_sale(facts, row, accept, late.is_some())? {
             Ok((draw, accepted)) => {
-                self.record(row, draw, accepted.as_deref())?;
+                self.record(row, draw, accepted.as_deref(), late)?;
                 Ok(Vec::new())
             }
             Err(refusals) => Ok(refusals),
@@ -1074,7 +1143,15 @@ impl Careful<'_, '_> {
         let conn = self.appender.conn();
         let sale = sales::recorded(conn, &reverses)?.map(|recorded| recorded.row);
         let returned = sales::returned_units(conn, &reverses)?;
-        let refusals = return_refusals(facts, self.settings, &row, sale.as_ref(), returned)?;
+        let late = self.late_close(facts, row.sale_date)?;
+        let refusals = return_refusals(
+            facts,
+            self.settings,
+            &row,
+            sale.as_ref(),
+            returned,
+            late.is_some(),
+        )?;
         let group = self.settings.market_group(&row.market);
         let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
             Acceptance::Clean => None,
@@ -1083,7 +1160,7 @@ impl Careful<'_, '_> {
         };
         let sale = sale.expect("a return without refusals has its sale");
         apply_return(facts, &mut row, &sale, group)?;
-        self.record(&row, None, accepted.as_deref())?;
+        self.record(&row, None, accepted.as_deref(), late)?;
         Ok(Vec::new())
     }
 }

@@ -10,13 +10,14 @@ use crate::records::policy::{self, CapWindow};
 use crate::rules::facts::{parse_e4, LedgerFacts};
 use crate::rules::{cap_status, figures_on, Facts, Window};
 use crate::store::entry::PERIOD_CLOSE;
-use crate::store::ledger::{read_head, ChainHead, Ledger, Settings};
+use crate::store::ledger::{read_head, ChainHead, Ledger, MarketGroup, Settings};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod late;
 pub mod payments;
 
 pub use crate::rules::Status;
@@ -114,6 +115,8 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Import batches with entries dated in the period.
     pub imports: Vec<ImportFigures>,
+    /// For a closed period, its late entries (SPEC §3.12); `None` when open.
+    pub late: Option<late::LateFigures>,
 }
 
 /// Money with at least two decimals (amounts owed and paid).
@@ -166,12 +169,30 @@ pub fn compute(
     period: Period,
     as_of: NaiveDate,
 ) -> Result<Report> {
+    compute_as(conn, settings, period, as_of, None)
+}
+
+/// [`compute`]; with `before_close`, the figures that only the period's
+/// own entries give are those of the entries before that close entry: the
+/// late entries recorded after it are left out (what `verify` compares
+/// with the sealed figures).
+fn compute_as(
+    conn: &Connection,
+    settings: &Settings,
+    period: Period,
+    as_of: NaiveDate,
+    before_close: Option<i64>,
+) -> Result<Report> {
     let mut facts = LedgerFacts::new(conn, settings.clone(), as_of)?;
     let closed = facts.is_closed(period)?;
     let reference = reference_date(period, as_of);
     let period_id = period.to_string();
-    let units_by_chip = period_units(conn, period)?;
-    let revenue_by_chip = period_revenue(conn, &period_id)?;
+    let mut units_by_chip = period_units(conn, period)?;
+    let mut revenue_by_chip = period_revenue(conn, &period_id)?;
+    if before_close.is_some() {
+        let rows = late::late_rows(conn, settings, period)?;
+        leave_out_late(&rows, &mut units_by_chip, &mut revenue_by_chip);
+    }
     let mut chips: BTreeSet<String> = policy::all_versions(conn)?
         .iter()
         .filter(|version| version.effective_from <= period.last_day())
@@ -224,9 +245,30 @@ pub fn compute(
         due,
         paid,
         lots: lot_figures(conn, period)?,
-        violations: violations(conn, period.first_day(), period.last_day())?,
-        imports: imports(conn, &period_id)?,
+        violations: violations(conn, period, before_close)?,
+        imports: imports(conn, &period_id, before_close)?,
+        late: None,
     })
+}
+
+/// Takes the late rows' units and restricted amounts out of the period's.
+fn leave_out_late(
+    rows: &[late::LateRow],
+    units_by_chip: &mut BTreeMap<String, (i64, i64)>,
+    revenue_by_chip: &mut BTreeMap<String, Vec<(Ratio, i128)>>,
+) {
+    for row in rows {
+        let units = units_by_chip.entry(row.chip.clone()).or_default();
+        match row.group {
+            MarketGroup::Us => units.0 -= row.signed_units,
+            MarketGroup::Restricted => units.1 -= row.signed_units,
+            MarketGroup::Other => {}
+        }
+    }
+    for (chip, parts) in late::restricted_parts(rows) {
+        let revenue = revenue_by_chip.entry(chip).or_default();
+        revenue.extend(parts.into_iter().map(|(rate, amount)| (rate, -amount)));
+    }
 }
 
 /// Net US and restricted units per chip dated in the period.
@@ -326,13 +368,15 @@ fn lot_figures(conn: &Connection, period: Period) -> Result<Vec<LotFigures>> {
     Ok(figures)
 }
 
-fn violations(conn: &Connection, first: NaiveDate, last: NaiveDate) -> Result<Vec<Violation>> {
+fn violations(conn: &Connection, period: Period, before: Option<i64>) -> Result<Vec<Violation>> {
+    let (first, last) = (period.first_day(), period.last_day());
     let rows: Vec<(String, String, String)> = conn
         .prepare_cached(
             "SELECT record_id, accepted_rules, accepted_reason FROM sale \
-             WHERE accepted_rules IS NOT NULL AND sale_date BETWEEN ?1 AND ?2 ORDER BY seq",
+             WHERE accepted_rules IS NOT NULL AND sale_date BETWEEN ?1 AND ?2 \
+             AND (?3 IS NULL OR seq < ?3) ORDER BY seq",
         )?
-        .query_map((day(first), day(last)), |row| {
+        .query_map((day(first), day(last), before), |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -346,14 +390,14 @@ fn violations(conn: &Connection, first: NaiveDate, last: NaiveDate) -> Result<Ve
         .collect())
 }
 
-fn imports(conn: &Connection, period_id: &str) -> Result<Vec<ImportFigures>> {
+fn imports(conn: &Connection, period_id: &str, before: Option<i64>) -> Result<Vec<ImportFigures>> {
     let rows = conn
         .prepare_cached(
             "SELECT b.file_name, b.file_sha256, b.row_count, b.entries_from, b.entries_to \
              FROM derived_batch_periods AS d JOIN import_batch AS b ON b.seq = d.batch_seq \
-             WHERE d.period = ?1 ORDER BY b.seq",
+             WHERE d.period = ?1 AND (?2 IS NULL OR b.seq < ?2) ORDER BY b.seq",
         )?
-        .query_map([period_id], |row| {
+        .query_map((period_id, before), |row| {
             Ok(ImportFigures {
                 file: row.get(0)?,
                 sha256: row.get(1)?,
@@ -438,6 +482,15 @@ impl Report {
             "lots": self.lots_json(),
             "violations": self.violations_json(),
             "imports": self.imports_json(),
+            "late": self.late.as_ref().map(|late| json!({
+                "entries": late.entries,
+                "restricted_units": late.restricted_units,
+                "restricted_revenue_usd": late.restricted_revenue.to_string(),
+                "remittance_due_usd": late.remittance_due.to_cents_string(),
+                "records": late.records.iter().map(|(record_id, reason)| {
+                    json!({"record_id": record_id, "reason": reason})
+                }).collect::<Vec<_>>(),
+            })),
         })
     }
 
@@ -613,6 +666,19 @@ impl Report {
                 ));
             }
         }
+        if let Some(late) = self.late.as_ref().filter(|late| late.entries > 0) {
+            out.push_str(&format!(
+                "\nLate entries after the close ({}): {} restricted units, revenue {} USD, \
+                 remittance due {} USD (included in the due above; the chip figures are the sealed ones)\n",
+                late.entries,
+                late.restricted_units,
+                grouped(late.restricted_revenue),
+                grouped(late.remittance_due)
+            ));
+            for (record_id, reason) in &late.records {
+                out.push_str(&format!("  {record_id}: {reason}\n"));
+            }
+        }
         out.push_str(&format!(
             "\nComputed at chain head {}:{} (compare with `qledger digest`)\n",
             self.head.entries,
@@ -626,9 +692,43 @@ impl Report {
 pub fn report(ledger: &Ledger, period: Period, as_of: NaiveDate) -> Result<Report> {
     let conn = ledger.conn();
     conn.execute_batch("BEGIN DEFERRED")?;
-    let report = compute(conn, ledger.settings(), period, as_of);
+    let report = match late::sealed_of(conn, period) {
+        Ok(Some(sealed)) => sealed_report(conn, ledger.settings(), period, as_of, sealed),
+        Ok(None) => compute(conn, ledger.settings(), period, as_of),
+        Err(err) => Err(err),
+    };
     conn.execute_batch("COMMIT")?;
     report
+}
+
+/// A closed period's report (SPEC §9): the sealed figures, its late
+/// entries, and the payments as they stand; the remittance due is the
+/// sealed due plus the late entries' due, so the money owed is never lost.
+fn sealed_report(
+    conn: &Connection,
+    settings: &Settings,
+    period: Period,
+    as_of: NaiveDate,
+    sealed: late::Sealed,
+) -> Result<Report> {
+    let late = late::late_figures(&late::late_rows(conn, settings, period)?)?;
+    let due = sealed
+        .due
+        .checked_add(late.remittance_due)
+        .ok_or_else(|| Error::Integrity("remittance total out of range".to_string()))?;
+    Ok(Report {
+        period,
+        closed: true,
+        as_of,
+        head: read_head(conn)?,
+        chips: sealed.chips,
+        due,
+        paid: payments::paid_usd(conn, &period.to_string())?,
+        lots: sealed.lots,
+        violations: sealed.violations,
+        imports: sealed.imports,
+        late: Some(late),
+    })
 }
 
 /// What `close` did.
@@ -750,9 +850,8 @@ pub fn check_sealed(conn: &Connection, settings: &Settings) -> Result<Option<(i6
                 format!("the sealed figures of {period} (entry {seq}) are not JSON"),
             )));
         };
-        let now: serde_json::Value =
-            serde_json::from_str(&compute(conn, settings, period, closed_on)?.sealed_json())
-                .expect("our JSON");
+        let before = compute_as(conn, settings, period, closed_on, Some(seq))?;
+        let now: serde_json::Value = serde_json::from_str(&before.sealed_json()).expect("our JSON");
         if intrinsic(&now) != intrinsic(&sealed) {
             return Ok(Some((
                 seq,

@@ -33,18 +33,12 @@ pub struct Payment {
 const PAYMENT_COLUMNS: &str = "p.seq, p.period, p.reference, p.amount_usd_e4, p.paid_on, \
      p.recorded_on, (SELECT r.reason FROM payment_reversal AS r WHERE r.payment_seq = p.seq)";
 
-fn payment_of(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, i64, String, String, Option<String>)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+/// A payment's columns as stored: seq, period, reference, amount (e4),
+/// paid on, recorded on, and the reversal's reason.
+type StoredPayment = (i64, String, String, i64, String, String, Option<String>);
+
+fn payment_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPayment> {
+    StoredPayment::try_from(row)
 }
 
 /// The payments of `period` (every period with `None`), in entry order.

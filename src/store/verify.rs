@@ -651,9 +651,16 @@ fn check_range(
             }
         }
         if cursor.index == sale_index {
-            check
+            let added = check
                 .derived
-                .add_sale(conn, seq, &values[..column_count], context)?;
+                .add_sale(conn, seq, &values[..column_count], context);
+            if let Err(Error::Integrity(message)) = added {
+                // Reported in chain order: an earlier chunk may hold the
+                // changed entry that made this one unreadable.
+                check.bad = Some((seq, message));
+                return Ok(check);
+            }
+            added?;
         }
         check.last = ChainHead { entries: seq, hash };
         expected_seq += 1;

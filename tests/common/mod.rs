@@ -262,6 +262,64 @@ pub fn append_every_other_kind(db: &Path) {
         command.arg("--db").arg(db).args(args);
         run_ok(command, &format!("{args:?}"));
     }
+    // The kinds of schema version 3: a payment reversal, a policy
+    // withdrawal, and a late entry in the closed 2025-Q4.
+    let future = write_file(
+        dir.path(),
+        "future.csv",
+        "chip,effective_from,restricted_allowed,cap_ratio,cap_window,remittance_rate,lab_test_required,customer_approval_required,source\n\
+         MI308,2026-12-01,false,,,0,true,true,keyed by mistake\n",
+    );
+    let late = write_file(
+        dir.path(),
+        "late.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n\
+         L-1,2025-12-15,H20,US,,5,12000\n",
+    );
+    let later: [&[&str]; 5] = [
+        &[
+            "remit",
+            "--period",
+            "2025-Q4",
+            "--amount",
+            "7",
+            "--paid-on",
+            "2026-02-16",
+            "--reference",
+            "wire 2",
+        ],
+        &[
+            "remit",
+            "--reverse",
+            "--period",
+            "2025-Q4",
+            "--reference",
+            "wire 2",
+            "--reason",
+            "sent twice",
+        ],
+        &["policy", "import", future.to_str().unwrap()],
+        &[
+            "policy",
+            "withdraw",
+            "--chip",
+            "MI308",
+            "--effective-from",
+            "2026-12-01",
+            "--reason",
+            "keyed by mistake",
+        ],
+        &[
+            "import",
+            late.to_str().unwrap(),
+            "--late",
+            "--reason",
+            "found in the Q4 audit",
+        ],
+    ];
+    for args in later {
+        run_ok(qledger_at(db, "2026-02-16", args), &format!("{args:?}"));
+    }
 }
 
 /// Every ledger table (every entry kind).
