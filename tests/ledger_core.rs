@@ -377,3 +377,110 @@ fn the_ledgers_clock_never_runs_backwards_nor_ahead_of_today_plus_one() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("QLEDGER_TODAY"));
 }
+
+/// A ledger written by the previous release (schema version 2), with every
+/// kind of entry it had and an active hold (`tests/data/ledger-v2.sqlite`,
+/// made by that release's binary).
+const V2_DIGEST: &str = "33:33def1a0c1ce67f5b492e8fdb003fa34d21fe4e433dd45d2256fac8b22076f7b";
+
+#[test]
+fn a_version_2_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.sqlite");
+    std::fs::copy(root().join("tests/data/ledger-v2.sqlite"), &db).unwrap();
+    assert_eq!(digest(&db), V2_DIGEST, "the upgrade changes no entry");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    // The schema is now exactly the embedded one.
+    use quotaledger::store::schema::{embedded, fold, objects_of};
+    let folded = |objects: Vec<quotaledger::store::schema::SchemaObject>| {
+        let mut list: Vec<(String, String, String)> = objects
+            .into_iter()
+            .map(|o| (o.kind, o.name, fold(&o.sql)))
+            .collect();
+        list.sort();
+        list
+    };
+    let (file, binary) = (
+        folded(objects_of(&conn).unwrap()),
+        folded(embedded().to_vec()),
+    );
+    let only_in = |a: &Vec<(String, String, String)>, b: &Vec<(String, String, String)>| {
+        a.iter()
+            .filter(|o| !b.contains(o))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        only_in(&file, &binary),
+        vec![],
+        "objects the embedded schema lacks"
+    );
+    assert_eq!(
+        only_in(&binary, &file),
+        vec![],
+        "objects the upgraded file lacks"
+    );
+    drop(conn);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Its active hold still counts, and the new kinds of entry work on it.
+    let (code, check, _) = run_json(
+        &db,
+        &[
+            "check",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-BETA",
+            "--lot",
+            "L-H200-0002",
+        ],
+    );
+    assert_eq!(
+        (code, check["reserved_units"].as_i64()),
+        (0, Some(0)),
+        "expired by 06-30: {check}"
+    );
+    let late = write_file(
+        dir.path(),
+        "late.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\nL-1,2025-12-15,H20,US,,5,12000\n",
+    );
+    for args in [
+        &[
+            "remit",
+            "--reverse",
+            "--period",
+            "2025-Q4",
+            "--reference",
+            "wire 1",
+            "--reason",
+            "wrong period",
+        ][..],
+        &[
+            "import",
+            late.to_str().unwrap(),
+            "--late",
+            "--reason",
+            "found in audit",
+        ][..],
+    ] {
+        run_ok(qledger_at(&db, "2026-02-17", args), &format!("{args:?}"));
+    }
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, report, _) = run_json(&db, &["report", "--period", "2025-Q4"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["late"]["entries"], 1);
+    assert_eq!(report["remittance"]["paid_usd"], "0");
+}

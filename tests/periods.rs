@@ -304,7 +304,11 @@ fn the_report_in_three_formats() {
             "late"
         ]
     );
-    assert_eq!(json["late"], serde_json::Value::Null, "an open period has no late section");
+    assert_eq!(
+        json["late"],
+        serde_json::Value::Null,
+        "an open period has no late section"
+    );
     let capped = chip(&json, "CAPPED");
     assert_eq!(
         capped,
@@ -679,4 +683,144 @@ fn a_retried_remit_never_pays_twice_and_a_reversal_undoes_a_payment() {
     assert_eq!(code, 2);
     let (code, _, stderr) = at(&db, "2026-04-11", &["verify"]);
     assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn late_entries_after_a_close_keep_the_sealed_figures_and_the_money_owed() {
+    let (dir, db) = ledger();
+    import(
+        &dir,
+        &db,
+        "a.csv",
+        "U1,2026-03-05,CAPPED,US,,100,10,,,,\nS1,2026-03-06,H200,CN,C,10,100,,,,\nC1,2026-03-07,CAPPED,CN,C,40,10,,,,\n",
+    );
+    // A hold in Q1 that the close will end.
+    let (code, _, stderr) = at(
+        &db,
+        "2026-03-20",
+        &[
+            "reserve",
+            "--order",
+            "PO-Q1",
+            "--chip",
+            "CAPPED",
+            "--market",
+            "CN",
+            "--units",
+            "5",
+            "--date",
+            "2026-03-30",
+            "--ttl-days",
+            "60",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = at(&db, "2026-04-02", &["close", "--period", "2026-Q1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sealed = report(&db, "2026-04-02", "2026-Q1");
+    assert_eq!(sealed["remittance"]["due_usd"], "300.00"); // 10×100×0.2 + 40×10×0.25
+    let late = |rows: &str, extra: &[&str]| {
+        let file = write_file(dir.path(), "late.csv", &format!("{SALES}{rows}"));
+        let mut args = vec!["--json", "import", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        at(&db, "2026-04-10", &args)
+    };
+    // Without --late: refused by rule `closed`, as before.
+    let (code, summary, _) = late("L0,2026-03-09,H200,CN,C,1,100,,,,\n", &[]);
+    assert_eq!(code, 1, "{summary}");
+    assert_eq!(summary["errors"][0]["rule"], "closed");
+    // With --late every other rule still applies: the cap refuses 11 more
+    // CAPPED units (limit 50, 40 shipped; the ended hold no longer counts).
+    let (code, summary, _) = late(
+        "L1,2026-03-09,CAPPED,CN,C,11,10,,,,\n",
+        &["--late", "--reason", "found in audit"],
+    );
+    assert_eq!(code, 1, "{summary}");
+    assert_eq!(summary["errors"][0]["rule"], "cap");
+    // ...unless accepted as a violation, with the same reason.
+    let (code, summary, stderr) = late(
+        "L1,2026-03-09,CAPPED,CN,C,11,10,,,,\n",
+        &[
+            "--late",
+            "--accept-violations",
+            "--reason",
+            "found in audit",
+        ],
+    );
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(summary["accepted_violations"], 1);
+    // A late sale naming the order of the hold the close ended draws nothing.
+    let (code, summary, stderr) = late(
+        "L2,2026-03-30,H200,CN,C,4,50,,PO-Q1,,\n",
+        &["--late", "--reason", "found in audit"],
+    );
+    assert_eq!(code, 0, "{summary} {stderr}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let drawn: Option<i64> = conn
+        .query_row(
+            "SELECT hold_seq FROM sale WHERE record_id = 'L2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(drawn, None);
+    drop(conn);
+    // The sealed figures stand; the late section and the due carry the rest.
+    let now = report(&db, "2026-04-10", "2026-Q1");
+    assert_eq!(now["chips"], sealed["chips"]);
+    assert_eq!(now["violations"], sealed["violations"]);
+    assert_eq!(now["imports"], sealed["imports"]);
+    // Late: 11 × 10 × 0.25 = 27.50 (CAPPED) + 4 × 50 × 0.2 = 40.00 (H200 at 20% from 02-15).
+    assert_eq!(
+        now["late"],
+        serde_json::json!({
+            "entries": 2, "restricted_units": 15, "restricted_revenue_usd": "310",
+            "remittance_due_usd": "67.50",
+            "records": [
+                {"record_id": "L1", "reason": "found in audit"},
+                {"record_id": "L2", "reason": "found in audit"}
+            ]
+        })
+    );
+    assert_eq!(now["remittance"]["due_usd"], "367.50");
+    assert_eq!(now["remittance"]["outstanding_usd"], "367.50");
+    // An open period has no late section; verify proves the sealed figures.
+    assert_eq!(report(&db, "2026-04-10", "2026-Q2")["late"], Json::Null);
+    let (code, _, stderr) = at(&db, "2026-04-10", &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, text, _) = at(&db, "2026-04-10", &["report", "--period", "2026-Q1"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("Late entries after the close (2)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_report_uses_the_reference_date_inside_the_period() {
+    let (dir, db) = ledger();
+    import(
+        &dir,
+        &db,
+        "a.csv",
+        "U1,2026-03-05,CAPPED,US,,1000,10,,,,\nU2,2026-05-05,CAPPED,US,,400,10,,,,\nC2,2026-05-06,CAPPED,CN,C,100,10,,,,\n",
+    );
+    let capped = |as_of: &str, period: &str| {
+        let json = report(&db, as_of, period);
+        let chip = chip(&json, "CAPPED").clone();
+        (chip["limit"].clone(), chip["headroom"].clone())
+    };
+    // A future period (as-of before it): R is its first day, its own window.
+    assert_eq!(capped("2026-05-15", "2026-Q3"), (0.into(), 0.into()));
+    // The current period: R is the as-of date.
+    assert_eq!(capped("2026-05-15", "2026-Q2"), (200.into(), 100.into()));
+    // A past period (as-of after it): R is its last day.
+    assert_eq!(capped("2026-05-15", "2026-Q1"), (500.into(), 500.into()));
+    // R on the first and the last day of the period give the same window.
+    assert_eq!(
+        capped("2026-04-01", "2026-Q2"),
+        capped("2026-06-30", "2026-Q2")
+    );
 }

@@ -83,11 +83,18 @@ pub fn upgrade(conn: &Connection) -> Result<Vec<String>> {
             Some(_) => {}
         }
     }
-    let indexes: Vec<String> = objects_of(conn)?
-        .into_iter()
-        .filter(|o| o.kind == "index")
-        .map(|o| o.name)
-        .collect();
+    // Indexes: drop those that are not the embedded ones (or no longer
+    // exist there), then create every missing one.
+    let mut indexes: Vec<String> = Vec::new();
+    for index in objects_of(conn)?.into_iter().filter(|o| o.kind == "index") {
+        let same = embedded_of_kind("index")
+            .any(|e| e.name == index.name && fold(&e.sql) == fold(&index.sql));
+        if same {
+            indexes.push(index.name);
+        } else {
+            conn.execute_batch(&format!("DROP INDEX {}", index.name))?;
+        }
+    }
     for index in embedded_of_kind("index") {
         if !indexes.contains(&index.name) {
             conn.execute_batch(&index.sql)?;
