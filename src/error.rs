@@ -66,9 +66,14 @@ impl RowProblem {
         }
     }
 
-    /// Formats the problem as `FILE:LINE: column: message`.
+    /// Formats the problem as `FILE:LINE: column: message`, with
+    /// ` (rule R)` after a refusal (SPEC §5).
     pub fn render(&self, file: &str) -> String {
-        format!("{}:{}: {}: {}", file, self.line, self.column, self.message)
+        let text = format!("{}:{}: {}: {}", file, self.line, self.column, self.message);
+        match self.rule {
+            Some(rule) => format!("{text} (rule {rule})"),
+            None => text,
+        }
     }
 }
 
