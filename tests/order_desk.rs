@@ -94,6 +94,27 @@ fn reserve(db: &Path, as_of: &str, order: &str, units: &str, extra: &[&str]) -> 
     at(db, as_of, &args)
 }
 
+/// `reserve` of 1 unit of H200 to CN for `order` on 2026-06-10 (C-CN, `lot`).
+fn reserve_args<'a>(order: &'a str, lot: &'a str) -> [&'a str; 15] {
+    [
+        "reserve",
+        "--order",
+        order,
+        "--chip",
+        "H200",
+        "--market",
+        "CN",
+        "--units",
+        "1",
+        "--date",
+        "2026-06-10",
+        "--customer",
+        "C-CN",
+        "--lot",
+        lot,
+    ]
+}
+
 fn check(db: &Path, as_of: &str, units: &str) -> Json {
     at(
         db,
@@ -844,53 +865,13 @@ fn a_retried_reserve_is_a_duplicate_that_appends_nothing() {
     assert_eq!(code, 1, "{drawn}");
     assert_eq!(rules_of(&drawn), vec!["order"]);
     // In text mode the retry says so.
-    let output = qledger_at(
-        &db,
-        "2026-06-10",
-        &[
-            "reserve",
-            "--order",
-            "PO-T",
-            "--chip",
-            "H200",
-            "--market",
-            "CN",
-            "--units",
-            "1",
-            "--date",
-            "2026-06-10",
-            "--customer",
-            "C-CN",
-            "--lot",
-            "L-BIG",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(output.status.success());
-    let output = qledger_at(
-        &db,
-        "2026-06-10",
-        &[
-            "reserve",
-            "--order",
-            "PO-T",
-            "--chip",
-            "H200",
-            "--market",
-            "CN",
-            "--units",
-            "1",
-            "--date",
-            "2026-06-10",
-            "--customer",
-            "C-CN",
-            "--lot",
-            "L-BIG",
-        ],
-    )
-    .output()
-    .unwrap();
+    let reserve_text = || {
+        qledger_at(&db, "2026-06-10", &reserve_args("PO-T", "L-BIG"))
+            .output()
+            .unwrap()
+    };
+    assert!(reserve_text().status.success());
+    let output = reserve_text();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("already held for order PO-T"), "{text}");
