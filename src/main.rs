@@ -268,6 +268,7 @@ fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
 /// (SPEC §3.14).
 fn open_for_write(cli: &Cli, as_of: NaiveDate) -> Result<Ledger, Error> {
     let ledger = Ledger::open(&cli.db)?;
+    ledger.check_schema()?;
     ledger.check_write_clock(as_of)?;
     Ok(ledger)
 }
@@ -443,6 +444,7 @@ fn report_format(cli: &Cli, format: Option<&str>) -> Result<String, Error> {
 fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Result<u8, Error> {
     let format = report_format(cli, format)?;
     let ledger = Ledger::open(&cli.db)?;
+    ledger.check_schema()?;
     let period = parse_period(&ledger, period)?;
     let report = quotaledger::report::report(&ledger, period, as_of)?;
     match format.as_str() {

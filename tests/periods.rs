@@ -548,7 +548,7 @@ fn verify_checks_sealed_figures_against_a_consistent_forgery() {
         let _ = std::fs::remove_file(&forged);
         std::fs::copy(&db, &forged).unwrap();
         let conn = rusqlite::Connection::open(&forged).unwrap();
-        drop_triggers(&conn);
+        let triggers = drop_triggers(&conn);
         let state = |conn: &rusqlite::Connection| -> String {
             conn.query_row(
                 "SELECT (SELECT figures FROM period_close) || (SELECT unit_price_usd_e4 FROM sale WHERE record_id = 'S1')",
@@ -561,6 +561,7 @@ fn verify_checks_sealed_figures_against_a_consistent_forgery() {
         conn.execute_batch(forgery).unwrap();
         assert_ne!(state(&conn), before, "{name}: the forgery changed something");
         rehash(&conn);
+        restore_triggers(&conn, &triggers);
         drop(conn);
         let (code, report, _) = at(&forged, "2026-04-02", &["--json", "verify"]);
         assert_eq!(code, 3, "{name}: {report}");

@@ -115,7 +115,7 @@ fn changing_any_column_of_any_entry_is_caught() {
         let _ = std::fs::remove_file(&tampered);
         copy_ledger(&db, &tampered);
         let conn = Connection::open(&tampered).unwrap();
-        drop_triggers(&conn);
+        let triggers = drop_triggers(&conn);
         // A forger can ignore CHECK constraints too; verify must not rely on them.
         conn.pragma_update(None, "ignore_check_constraints", "ON")
             .unwrap();
@@ -142,6 +142,7 @@ fn changing_any_column_of_any_entry_is_caught() {
             });
             assert!(changed, "could not change {table}.{column} of entry {seq}");
         }
+        restore_triggers(&conn, &triggers);
         drop(conn);
         let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -168,12 +169,13 @@ fn removing_the_last_entry_is_caught_by_an_earlier_digest() {
     let tampered = dir.path().join("tampered.sqlite");
     copy_ledger(&db, &tampered);
     let conn = Connection::open(&tampered).unwrap();
-    drop_triggers(&conn);
+    let triggers = drop_triggers(&conn);
     conn.execute(
         "DELETE FROM import_batch WHERE seq = (SELECT max(seq) FROM import_batch)",
         [],
     )
     .unwrap();
+    restore_triggers(&conn, &triggers);
     drop(conn);
     let (code, _, _) = run(&tampered, &["verify"]);
     assert_eq!(
@@ -242,7 +244,7 @@ fn a_consistently_rewritten_chain_passes_plain_verify_but_not_an_earlier_digest(
     let forged = dir.path().join("forged.sqlite");
     copy_ledger(&db, &forged);
     let conn = Connection::open(&forged).unwrap();
-    drop_triggers(&conn);
+    let triggers = drop_triggers(&conn);
     // Lower a lot's approved units, then recompute every later hash.
     conn.execute(
         "UPDATE lot_event SET units = 1 WHERE seq = (SELECT min(seq) FROM lot_event)",
@@ -250,6 +252,7 @@ fn a_consistently_rewritten_chain_passes_plain_verify_but_not_an_earlier_digest(
     )
     .unwrap();
     rehash(&conn);
+    restore_triggers(&conn, &triggers);
     drop(conn);
     let (code, _, _) = run(&forged, &["verify"]);
     assert_eq!(code, 0, "the forger recomputed every hash");
@@ -282,9 +285,10 @@ fn the_auditor_script_in_the_repo_recomputes_the_head() {
     let tampered = dir.path().join("t.sqlite");
     copy_ledger(&db, &tampered);
     let conn = Connection::open(&tampered).unwrap();
-    drop_triggers(&conn);
+    let triggers = drop_triggers(&conn);
     conn.execute("UPDATE customer_event SET name = 'Someone else' WHERE seq = (SELECT min(seq) FROM customer_event)", [])
         .unwrap();
+    restore_triggers(&conn, &triggers);
     drop(conn);
     let output = std::process::Command::new("python3")
         .arg(&script)
@@ -312,8 +316,9 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
     ] {
         copy_ledger(&db, &tampered);
         let conn = Connection::open(&tampered).unwrap();
-        drop_triggers(&conn);
+        let triggers = drop_triggers(&conn);
         conn.execute_batch(sql).unwrap();
+        restore_triggers(&conn, &triggers);
         drop(conn);
         let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -338,4 +343,62 @@ fn derived_totals_and_rows_outside_the_chain_are_caught() {
         }
         std::fs::remove_file(&tampered).unwrap();
     }
+}
+
+#[test]
+fn a_changed_schema_is_caught_by_verify_and_refused_by_writes_and_report() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let sales = write_file(
+        dir.path(),
+        "s.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\nZ-1,2026-06-01,H200,US,,1,1\n",
+    );
+    let tampered = dir.path().join("t.sqlite");
+    for (object, sql) in [
+        ("sale_no_update", "DROP TRIGGER sale_no_update"),
+        ("ledger_entries", "DROP VIEW ledger_entries; CREATE VIEW ledger_entries AS SELECT seq, 'sale' AS kind, hash FROM sale"),
+        ("extra_view", "CREATE VIEW extra_view AS SELECT 1"),
+        ("shadow", "CREATE TABLE shadow (x INTEGER)"),
+        ("sale_by_chip", "CREATE INDEX sale_by_chip ON sale (chip)"),
+        ("hold_by_order", "DROP INDEX hold_by_order"),
+    ] {
+        copy_ledger(&db, &tampered);
+        let conn = Connection::open(&tampered).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        let before = digest(&tampered);
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(3), "{object}: {report}");
+        let message = report["message"].as_str().unwrap();
+        assert!(message.contains(object), "{object}: {message}");
+        for args in [
+            &["report", "--period", "2026-Q1"][..],
+            &["import", sales.to_str().unwrap()][..],
+            &["remit", "--period", "2026-Q2", "--amount", "1", "--paid-on", "2026-06-01", "--reference", "S"][..],
+        ] {
+            let output = qledger(&tampered, args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(3), "{object}, {args:?}: {stderr}");
+            assert!(stderr.contains(object), "{stderr}");
+        }
+        assert_eq!(digest(&tampered), before, "{object}: nothing written");
+        std::fs::remove_file(&tampered).unwrap();
+    }
+    // Dropped and made again with the same SQL is not a change.
+    copy_ledger(&db, &tampered);
+    let conn = Connection::open(&tampered).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'sale_no_update'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute_batch(&format!("DROP TRIGGER sale_no_update; {sql};"))
+        .unwrap();
+    drop(conn);
+    let (code, _, stderr) = run(&tampered, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
 }

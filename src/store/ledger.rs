@@ -310,6 +310,12 @@ impl Ledger {
             .map_err(|err| err.concerning(&path))
     }
 
+    /// Refuses (exit 3) a ledger whose schema is not the embedded one
+    /// (SPEC §3.15 item 2): commands that write, and `report`, call it first.
+    pub fn check_schema(&self) -> Result<()> {
+        crate::store::schema::check(&self.conn).map_err(|err| err.concerning(&self.path))
+    }
+
     /// Refuses an as-of date a write may not use (SPEC §3.14, `clock`):
     /// commands that can append call it first, before anything else, and
     /// `write` checks again under the write lock.

@@ -54,6 +54,102 @@ pub fn embedded() -> &'static [SchemaObject] {
     })
 }
 
+/// The objects `schema.sql` creates, read from its text (the statements
+/// from `CREATE` to their `;`, as SQLite stores them), with their SQL
+/// folded: what every command that writes, and `report`, compares the
+/// file with (microseconds; a unit test checks it against SQLite's list).
+pub fn embedded_folded() -> &'static [SchemaObject] {
+    static OBJECTS: OnceLock<Vec<SchemaObject>> = OnceLock::new();
+    OBJECTS.get_or_init(|| {
+        create_statements(crate::store::ledger::SCHEMA_SQL)
+            .into_iter()
+            .filter_map(|sql| {
+                let words: Vec<&str> = sql.split_whitespace().take(4).collect();
+                let (kind, name) = match words.as_slice() {
+                    ["CREATE", "UNIQUE", "INDEX", name, ..] => ("index", *name),
+                    ["CREATE", kind, name, ..] => (*kind, *name),
+                    _ => return None,
+                };
+                Some(SchemaObject {
+                    kind: kind.to_ascii_lowercase(),
+                    name: name.to_string(),
+                    sql: fold(&sql),
+                })
+            })
+            .collect()
+    })
+}
+
+/// The `CREATE …` statements of a schema text, without their final `;`.
+fn create_statements(text: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_none() && !trimmed.starts_with("CREATE ") {
+            continue; // comments and pragmas between statements
+        }
+        let statement = current.get_or_insert_with(String::new);
+        statement.push_str(line);
+        statement.push('\n');
+        if trimmed.ends_with(';') && !trimmed.starts_with("--") {
+            let done = current.take().unwrap_or_default();
+            statements.push(done.trim_end().trim_end_matches(';').to_string());
+        }
+    }
+    statements
+}
+
+/// The first difference between the schema of `conn` and the embedded one
+/// (SPEC §3.15 item 2): an object added, dropped or altered, named.
+pub fn first_difference(conn: &Connection) -> Result<Option<String>> {
+    let present = objects_of(conn)?;
+    let expected = embedded_folded();
+    for object in &present {
+        match expected
+            .iter()
+            .find(|e| e.kind == object.kind && e.name == object.name)
+        {
+            None => {
+                return Ok(Some(format!(
+                    "{} {} was added to the schema",
+                    object.kind, object.name
+                )))
+            }
+            Some(e) if e.sql != fold(&object.sql) => {
+                return Ok(Some(format!(
+                    "{} {} was altered (its SQL is not the schema's)",
+                    object.kind, object.name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    for object in expected {
+        if !present
+            .iter()
+            .any(|p| p.kind == object.kind && p.name == object.name)
+        {
+            return Ok(Some(format!(
+                "{} {} was dropped from the schema",
+                object.kind, object.name
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Refuses (integrity, exit 3) a ledger whose schema is not the embedded
+/// one: a dropped trigger would let entries be rewritten.
+pub fn check(conn: &Connection) -> Result<()> {
+    match first_difference(conn)? {
+        None => Ok(()),
+        Some(difference) => Err(Error::Integrity(format!(
+            "the ledger's schema was changed: {difference}; qledger will not work on it (run qledger verify)"
+        ))),
+    }
+}
+
 fn embedded_of_kind(kind: &str) -> impl Iterator<Item = &'static SchemaObject> + '_ {
     embedded().iter().filter(move |object| object.kind == kind)
 }
@@ -142,6 +238,22 @@ fn rebuild(conn: &Connection, table: &SchemaObject) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_text_read_without_sqlite_is_what_sqlite_stores() {
+        let mut from_sqlite: Vec<SchemaObject> = embedded()
+            .iter()
+            .map(|o| SchemaObject {
+                sql: fold(&o.sql),
+                ..o.clone()
+            })
+            .collect();
+        let mut from_text = embedded_folded().to_vec();
+        let key = |o: &SchemaObject| (o.kind.clone(), o.name.clone());
+        from_sqlite.sort_by_key(key);
+        from_text.sort_by_key(key);
+        assert_eq!(from_text, from_sqlite);
+    }
 
     #[test]
     fn the_embedded_schema_lists_every_kind_of_object() {

@@ -885,6 +885,14 @@ fn finish(
             });
         }
     }
+    if let Some(message) = crate::store::schema::first_difference(conn)? {
+        return Ok(VerifyReport {
+            entries: last.entries,
+            head: last.hash,
+            first_bad_entry: None,
+            message: Some(message),
+        });
+    }
     if let Some(message) = derived.compare_with_stored(conn)? {
         return Ok(VerifyReport {
             entries: last.entries,

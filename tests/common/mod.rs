@@ -331,17 +331,26 @@ pub fn ledger_tables() -> Vec<&'static str> {
 }
 
 /// Drops every trigger: what a forger does first.
-pub fn drop_triggers(conn: &rusqlite::Connection) {
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+pub fn drop_triggers(conn: &rusqlite::Connection) -> Vec<String> {
+    let triggers: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(!names.is_empty());
-    for name in names {
+    assert!(!triggers.is_empty());
+    for (name, _) in &triggers {
         conn.execute(&format!("DROP TRIGGER {name}"), []).unwrap();
+    }
+    triggers.into_iter().map(|(_, sql)| sql).collect()
+}
+
+/// Makes again the triggers `drop_triggers` dropped, as a careful forger
+/// would, so that the schema is the embedded one again.
+pub fn restore_triggers(conn: &rusqlite::Connection, triggers: &[String]) {
+    for sql in triggers {
+        conn.execute_batch(sql).unwrap();
     }
 }
 
