@@ -34,7 +34,7 @@ fn timed(command: &mut Command) -> (Duration, i32) {
     (started.elapsed(), status.code().unwrap_or(-1))
 }
 
-const AS_OF: &str = "2026-03-01";
+const AS_OF: &str = "2026-03-31";
 
 fn qledger(db: &Path) -> Command {
     qledger_of(Path::new(env!("CARGO_BIN_EXE_qledger")), db)
@@ -226,7 +226,7 @@ fn reserve_args(order: &str) -> [&str; 17] {
         "--units",
         "1",
         "--date",
-        "2026-03-15",
+        "2026-03-31",
         "--customer",
         "CUST-002",
         "--lot",
