@@ -11,8 +11,9 @@ use quotaledger::records::customers::CustomerEvent;
 use quotaledger::records::lots::LotEvent;
 use quotaledger::records::policy::{versions_for_show, PolicyVersion};
 use quotaledger::report::payments::Remitted;
+use quotaledger::store::checkpoint::Checkpoint;
 use quotaledger::store::ledger::{parse_digest, Ledger, Settings};
-use quotaledger::store::verify::verify_ledger;
+use quotaledger::store::verify::{verify_ledger, Anchor};
 use quotaledger::Error;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -155,11 +156,32 @@ enum Command {
         #[arg(long)]
         period: String,
     },
-    /// Recompute the hash chain and check every entry.
+    /// Prove the ledger: the chain, the schema, the derived tables, every sealed period.
     Verify {
-        /// A digest taken earlier (N:HEX, from `qledger digest`).
+        /// A digest taken earlier (N:HEX, from `qledger digest`) the ledger must extend; repeatable.
         #[arg(long, value_name = "N:HEX")]
-        digest: Option<String>,
+        digest: Vec<String>,
+        /// A signed checkpoint (from `qledger checkpoint`) the ledger must extend; repeatable.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// A trusted public key (64 hex digits); checkpoints signed by any other key fail. Repeatable.
+        #[arg(long, value_name = "PUBKEY", requires = "checkpoint")]
+        trust: Vec<String>,
+    },
+    /// Write a new Ed25519 signing key for checkpoints (mode 0600; refuses an existing file).
+    Keygen {
+        /// Where to write the key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEYFILE")]
+        out: PathBuf,
+    },
+    /// Verify the ledger, then print a signed statement of its head.
+    Checkpoint {
+        /// The signing key (from `qledger keygen`).
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// Also write the checkpoint to this file (refuses an existing file).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Print the chain head: entry count and hash.
     Digest,
@@ -368,7 +390,13 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             "remit takes --amount and --paid-on, or --reverse with --reason".to_string(),
         )),
         Command::Close { period } => close(cli, period, as_of),
-        Command::Verify { digest } => verify(cli, digest.as_deref()),
+        Command::Verify {
+            digest,
+            checkpoint,
+            trust,
+        } => verify(cli, digest, checkpoint, trust),
+        Command::Keygen { out } => keygen(cli, out),
+        Command::Checkpoint { key, out } => checkpoint(cli, key, out.as_deref()),
         Command::Digest => digest(cli),
     };
     // An environment or integrity error names the ledger file it concerns.
@@ -550,6 +578,90 @@ fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
         println!("closed {period}; chain head {}", closed.head.digest_text());
     }
     Ok(0)
+}
+
+/// The anchors of the checkpoints after checking each one's signature,
+/// trust and ledger (the hash of entry 1).
+fn checkpoint_anchors(
+    db: &Path,
+    checkpoints: &[(&PathBuf, Checkpoint)],
+    trusted: &[String],
+) -> Result<Vec<Anchor>, Error> {
+    let mut anchors = Vec::new();
+    for (path, checkpoint) in checkpoints {
+        let anchor = checkpoint.check(path, trusted)?;
+        let ledger_id = hex::encode(quotaledger::store::ledger::first_hash(db)?);
+        if !checkpoint.ledger_id.eq_ignore_ascii_case(&ledger_id) {
+            return Err(Error::Integrity(format!(
+                "checkpoint {} is of another ledger (ledger_id {}, this one is {ledger_id})",
+                path.display(),
+                checkpoint.ledger_id
+            )));
+        }
+        anchors.push(anchor);
+    }
+    Ok(anchors)
+}
+
+fn keygen(cli: &Cli, out: &Path) -> Result<u8, Error> {
+    let public = quotaledger::store::checkpoint::keygen(out)?;
+    let key_id = quotaledger::store::checkpoint::key_id(&public);
+    let public_hex = hex::encode(public.as_bytes());
+    if cli.json {
+        print_json(&json!({
+            "key_file": out.display().to_string(),
+            "key_id": key_id,
+            "public_key": public_hex,
+        }));
+    } else {
+        println!("wrote a new signing key to {}", out.display());
+        println!("key_id {key_id}");
+        println!("public key {public_hex}");
+    }
+    Ok(0)
+}
+
+fn checkpoint(cli: &Cli, key: &Path, out: Option<&Path>) -> Result<u8, Error> {
+    let key = quotaledger::store::checkpoint::read_key(key)?;
+    // Never sign a ledger that does not verify.
+    let report = verify_ledger(&cli.db, &[])?;
+    if !report.ok() {
+        let message = report.message.unwrap_or_default();
+        return Err(Error::Integrity(format!(
+            "verify failed, so no checkpoint is signed: {message}"
+        )));
+    }
+    let head = quotaledger::store::ledger::ChainHead {
+        entries: report.entries,
+        hash: report.head,
+    };
+    let ledger_id = quotaledger::store::ledger::first_hash(&cli.db)?;
+    let signed = Checkpoint::sign(&key, &ledger_id, head);
+    let text = serde_json::to_string_pretty(&signed.to_json()).expect("JSON values serialise");
+    if let Some(out) = out {
+        write_new_file(out, &format!("{text}\n"))?;
+    }
+    println!("{text}");
+    Ok(0)
+}
+
+/// Writes `text` to a new file (an existing one is refused), durably.
+fn write_new_file(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::BadInput(format!(
+                "{} already exists; choose another file",
+                path.display()
+            )),
+            _ => Error::Environment(format!("cannot create {}: {err}", path.display())),
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|err| Error::Environment(format!("cannot write {}: {err}", path.display())))
 }
 
 fn digest(cli: &Cli) -> Result<u8, Error> {
@@ -807,12 +919,35 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
     Ok(0)
 }
 
-fn verify(cli: &Cli, digest: Option<&str>) -> Result<u8, Error> {
-    let digest = digest
-        .map(|text| parse_digest(text).map_err(|why| Error::BadInput(format!("--digest: {why}"))))
-        .transpose()?;
+fn verify(
+    cli: &Cli,
+    digests: &[String],
+    checkpoints: &[PathBuf],
+    trusted: &[String],
+) -> Result<u8, Error> {
+    let mut anchors = Vec::new();
+    for text in digests {
+        let head = parse_digest(text).map_err(|why| Error::BadInput(format!("--digest: {why}")))?;
+        anchors.push(Anchor::digest(head));
+    }
+    let mut read = Vec::new();
+    for path in checkpoints {
+        read.push((path, Checkpoint::read(path)?));
+    }
     // Not Ledger::open: verify must report on a ledger whose settings were tampered with.
-    let report = verify_ledger(&cli.db, digest)?;
+    let report = match checkpoint_anchors(&cli.db, &read, trusted) {
+        Ok(checked) => {
+            anchors.extend(checked);
+            verify_ledger(&cli.db, &anchors)?
+        }
+        Err(Error::Integrity(message)) => quotaledger::store::verify::VerifyReport {
+            entries: 0,
+            head: [0; 32],
+            first_bad_entry: None,
+            message: Some(message),
+        },
+        Err(other) => return Err(other),
+    };
     let head_hex = hex::encode(report.head);
     if report.ok() {
         if cli.json {

@@ -480,6 +480,23 @@ fn upgrade(conn: &Connection) -> Result<()> {
     }
 }
 
+/// The stored hash of entry 1: the ledger's identity (`ledger_id` of a
+/// checkpoint). `verify` proves it; this only reads it.
+pub fn first_hash(path: &Path) -> Result<Hash> {
+    let conn = open_connection(path).map_err(|err| err.concerning(path))?;
+    let hash: Vec<u8> = conn
+        .query_row(
+            "SELECT hash FROM ledger_settings WHERE seq = 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| Error::Integrity("entry 1 (the settings) is missing".to_string()))?;
+    hash.as_slice()
+        .try_into()
+        .map_err(|_| Error::Integrity("entry 1 has a hash that is not 32 bytes".to_string()))
+}
+
 /// Reads the settings entry (entry 1).
 pub fn read_settings(conn: &Connection) -> Result<Settings> {
     let (kind, markets): (String, String) = conn

@@ -1,6 +1,7 @@
 //! The ledger file: schema, entries and their canonical encoding, the hash
 //! chain, appending, and `verify`.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod entry;
 pub mod ledger;

@@ -45,6 +45,26 @@ impl Default for Chunking {
     }
 }
 
+/// An earlier chain head the ledger must extend (SPEC §3.15 item 6): a
+/// digest `N:HEX` kept by an auditor, or a signed checkpoint's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// Entries and hash at that point.
+    pub head: ChainHead,
+    /// Where it comes from, for messages ("the digest N:HEX", "checkpoint FILE …").
+    pub source: String,
+}
+
+impl Anchor {
+    /// A digest as `qledger digest` prints it.
+    pub fn digest(head: ChainHead) -> Anchor {
+        Anchor {
+            source: format!("the digest {}", head.digest_text()),
+            head,
+        }
+    }
+}
+
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -523,7 +543,7 @@ fn check_range(
     lo: i64,
     hi: i64,
     previous: Hash,
-    digest: Option<ChainHead>,
+    anchors: &[Anchor],
     context: &Context,
 ) -> Result<RangeCheck> {
     let settings_index = ALL_KINDS
@@ -638,13 +658,13 @@ fn check_range(
             ));
             return Ok(check);
         }
-        if let Some(digest) = digest {
-            if digest.entries == seq && digest.hash != hash {
+        for anchor in anchors {
+            if anchor.head.entries == seq && anchor.head.hash != hash {
                 check.bad = Some((
                     seq,
                     format!(
-                        "the chain does not match the digest {}: entries up to {seq} were rewritten since that digest was taken",
-                        digest.digest_text()
+                        "the chain does not match {}: entries up to {seq} were rewritten since it was taken",
+                        anchor.source
                     ),
                 ));
                 return Ok(check);
@@ -719,14 +739,14 @@ fn reading_connection(path: &Path) -> Result<Connection> {
 /// exactly once, entry 1 the settings, every stored hash equal to the
 /// recomputed one, the hash at `digest.entries` equal to `digest.hash` when
 /// given, and the derived tables equal to what the entries give.
-pub fn verify_ledger(path: &Path, digest: Option<ChainHead>) -> Result<VerifyReport> {
-    verify_ledger_chunked(path, digest, Chunking::default())
+pub fn verify_ledger(path: &Path, anchors: &[Anchor]) -> Result<VerifyReport> {
+    verify_ledger_chunked(path, anchors, Chunking::default())
 }
 
 /// [`verify_ledger`] with the chain split as `chunking` says.
 pub fn verify_ledger_chunked(
     path: &Path,
-    digest: Option<ChainHead>,
+    anchors: &[Anchor],
     chunking: Chunking,
 ) -> Result<VerifyReport> {
     for _attempt in 0..3 {
@@ -742,10 +762,10 @@ pub fn verify_ledger_chunked(
                     1,
                     head.entries,
                     GENESIS_HASH,
-                    digest,
+                    anchors,
                     &Context::read(&first)?,
                 )?],
-                digest,
+                anchors,
             );
         }
         let second = reading_connection(path)?;
@@ -781,7 +801,7 @@ pub fn verify_ledger_chunked(
                     stored_hash(conn, lo - 1)?
                 };
                 let checked = match previous {
-                    Some(previous) => check_range(conn, lo, hi, previous, digest, &context)?,
+                    Some(previous) => check_range(conn, lo, hi, previous, anchors, &context)?,
                     // The chunk before reports the missing entry.
                     None => RangeCheck {
                         last: ChainHead {
@@ -812,7 +832,7 @@ pub fn verify_ledger_chunked(
         ranges.sort_by_key(|(k, _)| *k);
         debug_assert_eq!(ranges.len(), bounds.len(), "every chunk checked once");
         let ranges = ranges.into_iter().map(|(_, range)| range).collect();
-        let finished = finish(&first, head, ranges, digest);
+        let finished = finish(&first, head, ranges, anchors);
         crate::trace::phase("verify", "derived tables compared");
         return finished;
     }
@@ -825,7 +845,7 @@ fn finish(
     conn: &Connection,
     head: ChainHead,
     ranges: Vec<RangeCheck>,
-    digest: Option<ChainHead>,
+    anchors: &[Anchor],
 ) -> Result<VerifyReport> {
     if head.entries == 0 {
         return Ok(VerifyReport {
@@ -870,17 +890,15 @@ fn finish(
         derived.merge(range.derived);
     }
     debug_assert_eq!(last, head, "the checked chain ends at the stored head");
-    if let Some(digest) = digest {
-        if digest.entries > last.entries {
+    for anchor in anchors {
+        if anchor.head.entries > last.entries {
             return Ok(VerifyReport {
                 entries: last.entries,
                 head: last.hash,
                 first_bad_entry: Some(last.entries + 1),
                 message: Some(format!(
-                    "the digest {} names entry {} but the ledger holds only {} entries: entries were removed",
-                    digest.digest_text(),
-                    digest.entries,
-                    last.entries
+                    "{} names entry {} but the ledger holds only {} entries: entries were removed",
+                    anchor.source, anchor.head.entries, last.entries
                 )),
             });
         }
