@@ -66,3 +66,56 @@ fn the_corrections_example_runs_as_written() {
     }
     assert_ne!(digest(&db), before);
 }
+
+#[test]
+fn the_openssl_recipe_checks_a_checkpoint_signature() {
+    let (dir, db) = loaded_ledger();
+    let key = dir.path().join("key.pem");
+    run_ok(
+        qledger_at(&db, AS_OF, &["keygen", "--out", key.to_str().unwrap()]),
+        "keygen",
+    );
+    let checkpoint = dir.path().join("checkpoint.json");
+    run_ok(
+        qledger_at(
+            &db,
+            AS_OF,
+            &[
+                "checkpoint",
+                "--key",
+                key.to_str().unwrap(),
+                "--out",
+                checkpoint.to_str().unwrap(),
+            ],
+        ),
+        "checkpoint",
+    );
+    let recipe = readme_block("checkpoint-openssl");
+    let run_recipe = |file: &std::path::Path| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&recipe)
+            .current_dir(dir.path())
+            .env("CHECKPOINT", file)
+            .output()
+            .unwrap()
+    };
+    let output = run_recipe(&checkpoint);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Signature Verified Successfully"),
+        "{stdout}"
+    );
+    // A checkpoint whose head was changed fails the same recipe.
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    forged["entries"] = (forged["entries"].as_i64().unwrap() + 1).into();
+    let forged_file = dir.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    assert!(!run_recipe(&forged_file).status.success());
+}

@@ -402,3 +402,169 @@ fn a_changed_schema_is_caught_by_verify_and_refused_by_writes_and_report() {
     let (code, _, stderr) = run(&tampered, &["verify"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// (exit code, stdout, stderr) of `qledger` at the test as-of date.
+fn output_of(db: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = qledger(db, args).output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn signed_checkpoints_catch_truncation_and_rewrites_and_refuse_forged_signatures() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let key = dir.path().join("key.pem");
+    let (code, keygen, stderr) =
+        output_of(&db, &["--json", "keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let keygen: serde_json::Value = serde_json::from_str(&keygen).unwrap();
+    let public = keygen["public_key"].as_str().unwrap().to_string();
+    assert_eq!(public.len(), 64);
+    assert_eq!(keygen["key_id"].as_str().unwrap().len(), 16);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, _, _) = output_of(&db, &["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 2, "an existing key file is never overwritten");
+    let checkpoint = dir.path().join("checkpoint.json");
+    let (code, _, stderr) = output_of(
+        &db,
+        &[
+            "checkpoint",
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            checkpoint.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let signed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    assert_eq!(
+        format!("{}:{}", signed["entries"], signed["head"].as_str().unwrap()),
+        digest(&db)
+    );
+    let verify_against = |ledger: &Path, file: &Path, trust: Option<&str>| {
+        let mut args = vec!["--json", "verify", "--checkpoint", file.to_str().unwrap()];
+        if let Some(trust) = trust {
+            args.extend(["--trust", trust]);
+        }
+        output_of(ledger, &args)
+    };
+    let (code, _, stderr) = verify_against(&db, &checkpoint, Some(&public));
+    assert_eq!(code, 0, "{stderr}");
+
+    // The ledger goes on: a checkpoint stays valid for every later state.
+    run_ok(
+        qledger_at(
+            &db,
+            "2026-06-30",
+            &[
+                "remit",
+                "--period",
+                "2026-Q1",
+                "--amount",
+                "1",
+                "--paid-on",
+                "2026-06-30",
+                "--reference",
+                "W9",
+            ],
+        ),
+        "remit",
+    );
+    assert_eq!(verify_against(&db, &checkpoint, None).0, 0);
+
+    let tampered = dir.path().join("t.sqlite");
+    let entries = signed["entries"].as_i64().unwrap();
+    let close_seq: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT seq FROM period_close", [], |r| r.get(0))
+        .unwrap();
+    let cut_from = |first: i64| -> String {
+        ledger_tables()
+            .iter()
+            .map(|table| format!("DELETE FROM {table} WHERE seq >= {first};"))
+            .collect()
+    };
+    let attacks: [(&str, String); 3] = [
+        ("truncated by one", cut_from(entries)),
+        ("truncated by a whole period", cut_from(close_seq)),
+        (
+            "rewritten",
+            "UPDATE customer_event SET name = 'Someone else' WHERE seq = (SELECT min(seq) FROM customer_event)"
+                .to_string(),
+        ),
+    ];
+    for (attack, sql) in attacks {
+        copy_ledger(&db, &tampered);
+        let conn = Connection::open(&tampered).unwrap();
+        let triggers = drop_triggers(&conn);
+        conn.execute_batch(&sql).unwrap();
+        rehash(&conn);
+        restore_triggers(&conn, &triggers);
+        drop(conn);
+        let (code, report, _) = verify_against(&tampered, &checkpoint, Some(&public));
+        assert_eq!(code, 3, "{attack}: {report}");
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert!(
+            report["message"].as_str().unwrap().contains("checkpoint"),
+            "{attack}: {report}"
+        );
+        std::fs::remove_file(&tampered).unwrap();
+    }
+
+    // A flipped signature byte, an altered statement, an untrusted key.
+    let forged = dir.path().join("forged.json");
+    let mut flipped = signed.clone();
+    let mut signature = base64_decode(signed["signature"].as_str().unwrap());
+    signature[10] ^= 1;
+    flipped["signature"] = base64_encode(&signature).into();
+    std::fs::write(&forged, flipped.to_string()).unwrap();
+    let (code, _, stderr) = verify_against(&db, &forged, None);
+    assert_eq!(code, 3, "{stderr}");
+    let mut altered = signed.clone();
+    altered["entries"] = (signed["entries"].as_i64().unwrap() - 1).into();
+    std::fs::write(&forged, altered.to_string()).unwrap();
+    assert_eq!(verify_against(&db, &forged, None).0, 3);
+    let other_key = dir.path().join("other.pem");
+    let (_, other, _) = output_of(
+        &db,
+        &["--json", "keygen", "--out", other_key.to_str().unwrap()],
+    );
+    let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+    let (code, report, _) = verify_against(&db, &checkpoint, other["public_key"].as_str());
+    assert_eq!(code, 3, "{report}");
+    assert!(report.contains("not a trusted key"), "{report}");
+
+    // A ledger that fails verify is never signed.
+    copy_ledger(&db, &tampered);
+    let conn = Connection::open(&tampered).unwrap();
+    let triggers = drop_triggers(&conn);
+    conn.execute_batch("UPDATE sale SET units = units + 1 WHERE seq = (SELECT min(seq) FROM sale)")
+        .unwrap();
+    restore_triggers(&conn, &triggers);
+    drop(conn);
+    let (code, stdout, stderr) =
+        output_of(&tampered, &["checkpoint", "--key", key.to_str().unwrap()]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -116,7 +116,7 @@ pub fn first_difference(conn: &Connection) -> Result<Option<String>> {
                     object.kind, object.name
                 )))
             }
-            Some(e) if e.sql != fold(&object.sql) => {
+            Some(e) if !e.sql.split(' ').eq(object.sql.split_whitespace()) => {
                 return Ok(Some(format!(
                     "{} {} was altered (its SQL is not the schema's)",
                     object.kind, object.name
