@@ -20,6 +20,44 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Set once stdout is a closed pipe (`qledger … | head -1`): the rest of
+/// the answer is dropped quietly and the command ends as it would have.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` to stdout. A closed pipe ends output quietly (as `head`
+/// expects); any other write error is exit 4 (SPEC §5). Never panics.
+fn write_out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(err) => Err(Error::Environment(format!(
+            "cannot write the answer to standard output: {err}"
+        ))),
+    }
+}
+
+/// Writes a line to stderr; an error there has nowhere to be told, so it
+/// is ignored rather than a panic.
+fn write_err(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { write_out(&format!("{}\n", format_args!($($arg)*)))? };
+}
+
 #[derive(Parser)]
 #[command(
     name = "qledger",
@@ -272,7 +310,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("qledger: {err}");
+            write_err(&format!("qledger: {err}"));
             ExitCode::from(err.exit_code() as u8)
         }
     }
@@ -300,19 +338,16 @@ fn parse_period(ledger: &Ledger, text: &str) -> Result<quotaledger::period::Peri
         .map_err(|why| Error::BadInput(format!("--period: {why}")))
 }
 
-fn print_answer(cli: &Cli, answer: &quotaledger::desk::Answer) {
+fn print_answer(cli: &Cli, answer: &quotaledger::desk::Answer) -> Result<(), Error> {
     if cli.json {
-        print_json(&answer.to_json());
+        print_json(&answer.to_json())
     } else {
-        print!("{}", answer.to_text());
+        write_out(&answer.to_text())
     }
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string(value).expect("JSON values serialise")
-    );
+fn print_json(value: &serde_json::Value) -> Result<(), Error> {
+    write_out(&format!("{value}\n"))
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
@@ -412,7 +447,7 @@ fn check(cli: &Cli, request: &RequestArgs, as_of: NaiveDate) -> Result<u8, Error
     let request = request.parse()?;
     let ledger = Ledger::open(&cli.db)?;
     let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
-    print_answer(cli, &answer);
+    print_answer(cli, &answer)?;
     Ok(if answer.allowed { 0 } else { 1 })
 }
 
@@ -427,7 +462,7 @@ fn reserve(
     let request = request.parse()?;
     let mut ledger = open_for_write(cli, as_of)?;
     let answer = quotaledger::desk::reserve(&mut ledger, &order_ref, &request, ttl_days, as_of)?;
-    print_answer(cli, &answer);
+    print_answer(cli, &answer)?;
     Ok(if answer.allowed { 0 } else { 1 })
 }
 
@@ -440,16 +475,17 @@ fn release(cli: &Cli, order_ref: &str, as_of: NaiveDate) -> Result<u8, Error> {
             "order_ref": released.order_ref,
             "released_units": released.released_units,
             "already_ended": released.already_ended,
-        }));
+        }))?;
     } else if released.already_ended {
-        println!(
+        outln!(
             "order {}: its hold had already ended; nothing released",
             released.order_ref
         );
     } else {
-        println!(
+        outln!(
             "order {}: released {} units",
-            released.order_ref, released.released_units
+            released.order_ref,
+            released.released_units
         );
     }
     Ok(0)
@@ -476,9 +512,9 @@ fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Re
     let period = parse_period(&ledger, period)?;
     let report = quotaledger::report::report(&ledger, period, as_of)?;
     match format.as_str() {
-        "json" => print_json(&report.to_json()),
-        "csv" => print!("{}", report.to_csv()),
-        _ => print!("{}", report.to_table()),
+        "json" => print_json(&report.to_json())?,
+        "csv" => write_out(&report.to_csv())?,
+        _ => write_out(&report.to_table())?,
     }
     Ok(0)
 }
@@ -514,13 +550,13 @@ fn remit(
             "amount_usd": amount.to_string(),
             "paid_on": paid_on,
             "reference": reference,
-        }));
+        }))?;
     } else {
         match remitted {
-            Remitted::Recorded => println!(
+            Remitted::Recorded => outln!(
                 "recorded a payment of {amount} USD for {period}, paid on {paid_on} (reference '{reference}')"
             ),
-            Remitted::Duplicate => println!(
+            Remitted::Duplicate => outln!(
                 "payment '{reference}' of {amount} USD for {period}, paid on {paid_on}, was already recorded; nothing changed"
             ),
         }
@@ -548,9 +584,9 @@ fn remit_reverse(
             "reference": reference,
             "reversed_amount_usd": reversed.to_string(),
             "reason": reason,
-        }));
+        }))?;
     } else {
-        println!("reversed payment '{reference}' of {period} ({reversed} USD): {reason}");
+        outln!("reversed payment '{reference}' of {period} ({reversed} USD): {reason}");
     }
     Ok(0)
 }
@@ -571,11 +607,11 @@ fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
             "already_closed": closed.already_closed,
             "entries": closed.head.entries,
             "head": closed.head.hash_hex(),
-        }));
+        }))?;
     } else if closed.already_closed {
-        println!("{period} was already closed; nothing changed");
+        outln!("{period} was already closed; nothing changed");
     } else {
-        println!("closed {period}; chain head {}", closed.head.digest_text());
+        outln!("closed {period}; chain head {}", closed.head.digest_text());
     }
     Ok(0)
 }
@@ -612,11 +648,11 @@ fn keygen(cli: &Cli, out: &Path) -> Result<u8, Error> {
             "key_file": out.display().to_string(),
             "key_id": key_id,
             "public_key": public_hex,
-        }));
+        }))?;
     } else {
-        println!("wrote a new signing key to {}", out.display());
-        println!("key_id {key_id}");
-        println!("public key {public_hex}");
+        outln!("wrote a new signing key to {}", out.display());
+        outln!("key_id {key_id}");
+        outln!("public key {public_hex}");
     }
     Ok(0)
 }
@@ -641,7 +677,7 @@ fn checkpoint(cli: &Cli, key: &Path, out: Option<&Path>) -> Result<u8, Error> {
     if let Some(out) = out {
         write_new_file(out, &format!("{text}\n"))?;
     }
-    println!("{text}");
+    outln!("{text}");
     Ok(0)
 }
 
@@ -668,9 +704,9 @@ fn digest(cli: &Cli) -> Result<u8, Error> {
     let ledger = Ledger::open(&cli.db)?;
     let head = ledger.head()?;
     if cli.json {
-        print_json(&json!({"entries": head.entries, "head": head.hash_hex()}));
+        print_json(&json!({"entries": head.entries, "head": head.hash_hex()}))?;
     } else {
-        println!("{}", head.digest_text());
+        outln!("{}", head.digest_text());
     }
     Ok(0)
 }
@@ -705,9 +741,9 @@ fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u
             "db": cli.db.display().to_string(),
             "period": settings.period_kind.name(),
             "restricted": settings.restricted_markets,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "initialised {}: {} periods, restricted markets {}",
             cli.db.display(),
             settings.period_kind.name(),
@@ -717,22 +753,22 @@ fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u
     Ok(0)
 }
 
-fn report_import(cli: &Cli, summary: &ImportSummary, refusal_code: u8) -> u8 {
+fn report_import(cli: &Cli, summary: &ImportSummary, refusal_code: u8) -> Result<u8, Error> {
     for problem in &summary.errors {
-        eprintln!("{}", problem.render(&summary.file));
+        write_err(&problem.render(&summary.file));
     }
     if cli.json {
-        print_json(&summary.to_json());
+        print_json(&summary.to_json())?;
     } else {
-        println!("{}", summary.to_text());
+        outln!("{}", summary.to_text());
     }
-    if summary.errors.is_empty() {
+    Ok(if summary.errors.is_empty() {
         0
     } else if summary.has_malformed() {
         2
     } else {
         refusal_code
-    }
+    })
 }
 
 fn reference_import<T: ReferenceRow>(
@@ -744,7 +780,7 @@ fn reference_import<T: ReferenceRow>(
     let label = file.display().to_string();
     let summary = import_reference::<T>(&mut ledger, file, &label, as_of)?;
     // Every reference-file problem is bad input (SPEC §4).
-    Ok(report_import(cli, &summary, 2))
+    report_import(cli, &summary, 2)
 }
 
 fn sales_import(
@@ -784,7 +820,7 @@ fn sales_import(
         write_rejects(rejects, &outcome)?;
     }
     let summary = &outcome.summary;
-    let code = report_import(cli, summary, 1);
+    let code = report_import(cli, summary, 1)?;
     if options.partial && !outcome.file_level && summary.rejected > 0 {
         return Ok(1);
     }
@@ -847,9 +883,9 @@ fn policy_withdraw(
             "chip": withdrawn.chip,
             "effective_from": effective_from,
             "withdrawn": true,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "withdrew the policy version of {} from {effective_from}: {reason}",
             withdrawn.chip
         );
@@ -878,7 +914,7 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
                 })
             })
             .collect();
-        print_json(&json!({ "versions": items }));
+        print_json(&json!({ "versions": items }))?;
         return Ok(0);
     }
     let mut table = comfy_table::Table::new();
@@ -915,7 +951,7 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
             withdrawn.to_string(),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(0)
 }
 
@@ -951,14 +987,14 @@ fn verify(
     let head_hex = hex::encode(report.head);
     if report.ok() {
         if cli.json {
-            print_json(&json!({"ok": true, "entries": report.entries, "head": head_hex}));
+            print_json(&json!({"ok": true, "entries": report.entries, "head": head_hex}))?;
         } else {
-            println!("ok: {} entries, head {head_hex}", report.entries);
+            outln!("ok: {} entries, head {head_hex}", report.entries);
         }
         return Ok(0);
     }
     let message = report.message.clone().unwrap_or_default();
-    eprintln!("qledger: verify failed: {message}");
+    write_err(&format!("qledger: verify failed: {message}"));
     if cli.json {
         print_json(&json!({
             "ok": false,
@@ -966,9 +1002,9 @@ fn verify(
             "head": head_hex,
             "first_bad_entry": report.first_bad_entry,
             "message": message,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "FAILED at entry {}: {message}",
             report.first_bad_entry.unwrap_or(0)
         );

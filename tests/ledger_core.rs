@@ -484,3 +484,76 @@ fn a_version_2_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     assert_eq!(report["late"]["entries"], 1);
     assert_eq!(report["remittance"]["paid_usd"], "0");
 }
+
+#[test]
+fn output_never_panics_a_closed_pipe_is_quiet_and_a_full_disk_is_exit_4() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let bin = assert_cmd::cargo::cargo_bin("qledger");
+    // `qledger policy show | head -1`: the reader goes away early.
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("set -o pipefail; \"$0\" --db \"$1\" policy show | head -c 10 >/dev/null")
+        .arg(&bin)
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+    // Any other write error is exit 4, after a read...
+    let to_full = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap()
+    };
+    let output = to_full(&[
+        "--as-of", AS_OF, "report", "--period", "2026-Q1", "--format", "csv",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // ...and after a command that committed: the desk learns of the failure
+    // (exit 4) and its retry finds the hold (already_held, nothing appended).
+    let reserve = [
+        "--as-of",
+        "2026-02-16",
+        "--json",
+        "reserve",
+        "--order",
+        "PO-FULL",
+        "--chip",
+        "H200",
+        "--market",
+        "CN",
+        "--units",
+        "1",
+        "--date",
+        "2026-02-20",
+        "--customer",
+        "C-BETA",
+        "--lot",
+        "L-H200-0002",
+    ];
+    let output = to_full(&reserve);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("standard output"));
+    let before = digest(&db);
+    let output = std::process::Command::new(&bin)
+        .arg("--db")
+        .arg(&db)
+        .args(reserve)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["already_held"], true);
+    assert_eq!(digest(&db), before);
+}
