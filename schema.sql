@@ -108,7 +108,9 @@ CREATE TABLE hold (
     planned_date    TEXT    NOT NULL,
     reserved_on     TEXT    NOT NULL,              -- the as-of date of reserve
     expires_on      TEXT    NOT NULL,
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- Early ends of holds made by `release`.
@@ -118,7 +120,9 @@ CREATE TABLE hold_release (
     order_ref       TEXT    NOT NULL,
     released_units  INTEGER NOT NULL,
     released_on     TEXT    NOT NULL,
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- Remittance payments recorded with `remit` (SPEC 3.7).
@@ -129,7 +133,9 @@ CREATE TABLE remittance_payment (
     paid_on         TEXT    NOT NULL,
     reference       TEXT    NOT NULL,
     recorded_on     TEXT    NOT NULL,
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- Sealed periods (SPEC 3.8): the figures as the report showed them, and
@@ -141,7 +147,9 @@ CREATE TABLE period_close (
     figures         TEXT    NOT NULL,              -- canonical JSON
     head_entries    INTEGER NOT NULL,
     head_hash       TEXT    NOT NULL,              -- lower-case hex
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- One per import that inserted at least one entry: which file, exactly
@@ -155,7 +163,9 @@ CREATE TABLE import_batch (
     entries_from    INTEGER NOT NULL,
     entries_to      INTEGER NOT NULL,
     imported_on     TEXT    NOT NULL,
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- A payment reversed by `remit --reverse` (SPEC 3.13): it no longer counts.
@@ -166,7 +176,9 @@ CREATE TABLE payment_reversal (
     reference       TEXT    NOT NULL,
     reason          TEXT    NOT NULL,
     reversed_on     TEXT    NOT NULL,              -- the as-of date of the reversal
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- A policy version withdrawn before it took effect (SPEC 3.1): every rule
@@ -178,7 +190,9 @@ CREATE TABLE policy_withdrawal (
     effective_from  TEXT    NOT NULL,
     reason          TEXT    NOT NULL,
     withdrawn_on    TEXT    NOT NULL,              -- the as-of date of the withdrawal
-    hash            BLOB    NOT NULL
+    hash            BLOB    NOT NULL,
+    actor           TEXT,                          -- who (SPEC 7); NULL before schema 3
+    recorded_at     TEXT                           -- when, UTC wall clock; NULL before schema 3
 ) STRICT;
 
 -- A sale or return recorded with `import --late` in a period already

@@ -79,6 +79,9 @@ struct Cli {
     /// The ledger's clock, YYYY-MM-DD (default: today's UTC date).
     #[arg(long = "as-of", global = true, value_name = "DATE")]
     as_of: Option<String>,
+    /// Who is acting, recorded with every entry a command appends (default: os:<login name>).
+    #[arg(long, global = true, env = "QLEDGER_ACTOR", value_name = "NAME")]
+    actor: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -327,10 +330,28 @@ fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
 /// as-of date the ledger's clock does not allow before anything else
 /// (SPEC §3.14).
 fn open_for_write(cli: &Cli, as_of: NaiveDate) -> Result<Ledger, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let actor = actor_of(cli)?;
+    let mut ledger = Ledger::open(&cli.db)?;
     ledger.check_schema()?;
     ledger.check_write_clock(as_of)?;
+    ledger.set_actor(actor);
     Ok(ledger)
+}
+
+/// `--actor` (or `QLEDGER_ACTOR`), else `os:` and the login name: 1 to 128
+/// characters, no control characters.
+fn actor_of(cli: &Cli) -> Result<String, Error> {
+    let Some(actor) = &cli.actor else {
+        return Ok(quotaledger::store::ledger::default_actor());
+    };
+    let actor = actor.trim();
+    let chars = actor.chars().count();
+    if chars == 0 || chars > 128 || actor.chars().any(char::is_control) {
+        return Err(Error::BadInput(format!(
+            "--actor '{actor}': 1 to 128 characters, no control characters"
+        )));
+    }
+    Ok(actor.to_string())
 }
 
 fn parse_period(ledger: &Ledger, text: &str) -> Result<quotaledger::period::Period, Error> {

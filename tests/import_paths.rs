@@ -81,7 +81,7 @@ fn fast_and_careful_paths_write_the_same_ledger() {
         write_sales(&spec, &mut std::fs::File::create(&file).unwrap()).unwrap();
         assert_eq!(import_with(&fast, &file, false, None), "fast");
         assert_eq!(import_with(&careful, &file, true, None), "careful");
-        assert_eq!(digest(&fast), digest(&careful), "night {index}");
+        assert_eq!(content(&fast), content(&careful), "night {index}");
     }
     let cross = write_file(
         dir.path(),
@@ -105,7 +105,7 @@ fn fast_and_careful_paths_write_the_same_ledger() {
     std::fs::write(&cross, cross_text).unwrap();
     assert_eq!(import_with(&fast, &cross, false, Some("test")), "fast");
     assert_eq!(import_with(&careful, &cross, true, Some("test")), "careful");
-    assert_eq!(digest(&fast), digest(&careful));
+    assert_eq!(content(&fast), content(&careful));
     assert_eq!(derived(&fast), derived(&careful));
     for db in [&fast, &careful] {
         let (code, _, stderr) = run(db, &["verify"]);

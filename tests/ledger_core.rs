@@ -557,3 +557,83 @@ fn output_never_panics_a_closed_pipe_is_quiet_and_a_full_disk_is_exit_4() {
     assert_eq!(answer["already_held"], true);
     assert_eq!(digest(&db), before);
 }
+
+#[test]
+fn every_act_records_who_and_when() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let remit = [
+        "remit",
+        "--period",
+        "2026-Q1",
+        "--amount",
+        "1",
+        "--paid-on",
+        "2026-06-30",
+    ];
+    let mut by_flag = qledger_at(
+        &db,
+        AS_OF,
+        &[
+            &remit[..],
+            &["--reference", "A1", "--actor", "officer:jane"],
+        ]
+        .concat(),
+    );
+    by_flag.env("QLEDGER_ACTOR", "ignored");
+    run_ok(by_flag, "remit --actor");
+    let mut by_env = qledger_at(&db, AS_OF, &[&remit[..], &["--reference", "A2"]].concat());
+    by_env.env("QLEDGER_ACTOR", "cron:nightly");
+    run_ok(by_env, "remit with QLEDGER_ACTOR");
+    let mut by_login = qledger_at(&db, AS_OF, &[&remit[..], &["--reference", "A3"]].concat());
+    by_login.env_remove("QLEDGER_ACTOR").env("USER", "auditor7");
+    run_ok(by_login, "remit as the login");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let actors: Vec<(String, String)> = conn
+        .prepare("SELECT actor, recorded_at FROM remittance_payment WHERE reference LIKE 'A%' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let names: Vec<&str> = actors.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(names, vec!["officer:jane", "cron:nightly", "os:auditor7"]);
+    for (_, at) in &actors {
+        // The real clock, never --as-of: YYYY-MM-DDTHH:MM:SSZ.
+        assert_eq!(at.len(), 20, "{at}");
+        assert!(at.ends_with('Z') && !at.starts_with("2026-06-30"), "{at}");
+    }
+    // Every kind that is a command's own act carries both.
+    for table in [
+        "hold",
+        "hold_release",
+        "remittance_payment",
+        "period_close",
+        "import_batch",
+        "payment_reversal",
+        "policy_withdrawal",
+    ] {
+        let missing: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE actor IS NULL OR recorded_at IS NULL"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(missing, 0, "{table}");
+    }
+    drop(conn);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    // A bad actor is bad input, before anything is written.
+    let before = digest(&db);
+    let output = qledger_at(
+        &db,
+        AS_OF,
+        &[&remit[..], &["--reference", "A4", "--actor", ""]].concat(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(digest(&db), before);
+}

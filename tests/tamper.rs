@@ -295,7 +295,60 @@ fn the_auditor_script_in_the_repo_recomputes_the_head() {
         .arg(&tampered)
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
+
+    // A renamed column is refused before anything is hashed.
+    copy_ledger(&db, &tampered);
+    let conn = Connection::open(&tampered).unwrap();
+    conn.execute_batch("ALTER TABLE hold RENAME COLUMN units TO quantity")
+        .unwrap();
+    drop(conn);
+    let audit = |args: &[&Path]| {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = audit(&[&tampered]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("hold has columns"));
+
+    // A checkpoint: its signature (through openssl), its ledger and its head.
+    let key = dir.path().join("key.pem");
+    run_ok(
+        qledger_at(&db, AS_OF, &["keygen", "--out", key.to_str().unwrap()]),
+        "keygen",
+    );
+    let checkpoint = dir.path().join("c.json");
+    run_ok(
+        qledger_at(
+            &db,
+            AS_OF,
+            &[
+                "checkpoint",
+                "--key",
+                key.to_str().unwrap(),
+                "--out",
+                checkpoint.to_str().unwrap(),
+            ],
+        ),
+        "checkpoint",
+    );
+    let output = audit(&[&db, &checkpoint]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    forged["head"] = "00".repeat(32).into();
+    let forged_file = dir.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    let output = audit(&[&db, &forged_file]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("signature"));
 }
 
 #[test]

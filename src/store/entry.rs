@@ -18,7 +18,17 @@ pub struct EntryKind {
     pub table: &'static str,
     /// Columns between `seq` and `hash`, in hashing order.
     pub columns: &'static [&'static str],
+    /// Whether the entry records who made it and when (`actor`,
+    /// `recorded_at`, after `hash`; SPEC §7): columns added in schema
+    /// version 3, so entries written before it have none. They are hashed
+    /// after the columns above, each as the netstring of its name followed
+    /// by the netstring of its value, and only when not NULL: older entries
+    /// keep their canonical bytes, and the chain is unchanged.
+    pub records_actor: bool,
 }
+
+/// The columns of an entry kind that records its actor, in hashing order.
+pub const ACTOR_COLUMNS: [&str; 2] = ["actor", "recorded_at"];
 
 /// Entry 1: ledger settings.
 pub const LEDGER_SETTINGS: EntryKind = EntryKind {
@@ -29,6 +39,7 @@ pub const LEDGER_SETTINGS: EntryKind = EntryKind {
         "restricted_markets",
         "created_on",
     ],
+    records_actor: false,
 };
 /// A policy version.
 pub const POLICY_VERSION: EntryKind = EntryKind {
@@ -44,6 +55,7 @@ pub const POLICY_VERSION: EntryKind = EntryKind {
         "customer_approval_required",
         "source",
     ],
+    records_actor: false,
 };
 /// A customer approval or revocation.
 pub const CUSTOMER_EVENT: EntryKind = EntryKind {
@@ -56,6 +68,7 @@ pub const CUSTOMER_EVENT: EntryKind = EntryKind {
         "effective_date",
         "reference",
     ],
+    records_actor: false,
 };
 /// A lab result for a lot.
 pub const LOT_EVENT: EntryKind = EntryKind {
@@ -69,6 +82,7 @@ pub const LOT_EVENT: EntryKind = EntryKind {
         "result",
         "effective_date",
     ],
+    records_actor: false,
 };
 /// A sale or a return.
 pub const SALE: EntryKind = EntryKind {
@@ -90,6 +104,7 @@ pub const SALE: EntryKind = EntryKind {
         "accepted_rules",
         "accepted_reason",
     ],
+    records_actor: false,
 };
 /// A quota hold.
 pub const HOLD: EntryKind = EntryKind {
@@ -105,11 +120,13 @@ pub const HOLD: EntryKind = EntryKind {
         "reserved_on",
         "expires_on",
     ],
+    records_actor: true,
 };
 /// An early end of a hold.
 pub const HOLD_RELEASE: EntryKind = EntryKind {
     table: "hold_release",
     columns: &["hold_seq", "order_ref", "released_units", "released_on"],
+    records_actor: true,
 };
 /// A remittance payment.
 pub const REMITTANCE_PAYMENT: EntryKind = EntryKind {
@@ -121,6 +138,7 @@ pub const REMITTANCE_PAYMENT: EntryKind = EntryKind {
         "reference",
         "recorded_on",
     ],
+    records_actor: true,
 };
 /// A sealed period.
 pub const PERIOD_CLOSE: EntryKind = EntryKind {
@@ -132,6 +150,7 @@ pub const PERIOD_CLOSE: EntryKind = EntryKind {
         "head_entries",
         "head_hash",
     ],
+    records_actor: true,
 };
 /// An import batch.
 pub const IMPORT_BATCH: EntryKind = EntryKind {
@@ -145,6 +164,7 @@ pub const IMPORT_BATCH: EntryKind = EntryKind {
         "entries_to",
         "imported_on",
     ],
+    records_actor: true,
 };
 
 /// A reversal of a remittance payment (schema version 3).
@@ -157,6 +177,7 @@ pub const PAYMENT_REVERSAL: EntryKind = EntryKind {
         "reason",
         "reversed_on",
     ],
+    records_actor: true,
 };
 /// A withdrawal of a policy version before it took effect (schema version 3).
 pub const POLICY_WITHDRAWAL: EntryKind = EntryKind {
@@ -168,12 +189,14 @@ pub const POLICY_WITHDRAWAL: EntryKind = EntryKind {
         "reason",
         "withdrawn_on",
     ],
+    records_actor: true,
 };
 /// The mark of a late entry: a sale or return dated in a closed period
 /// (schema version 3).
 pub const LATE_ENTRY: EntryKind = EntryKind {
     table: "late_entry",
     columns: &["sale_seq", "period", "close_seq", "reason"],
+    records_actor: false,
 };
 
 /// Every entry kind, in a fixed order.
@@ -241,6 +264,17 @@ pub fn canonical_bytes(out: &mut Vec<u8>, seq: i64, kind: &EntryKind, values: &[
     canonical_start(out, seq, kind);
     for value in values {
         encode_value(out, *value);
+    }
+}
+
+/// Appends the actor columns of an entry (see `EntryKind::records_actor`):
+/// each as the netstring of its name and of its value, only when not NULL.
+pub fn encode_actor_columns(out: &mut Vec<u8>, values: [ValueRef<'_>; 2]) {
+    for (name, value) in ACTOR_COLUMNS.iter().zip(values) {
+        if value != ValueRef::Null {
+            encode_bytes(out, name.as_bytes());
+            encode_value(out, value);
+        }
     }
 }
 
@@ -349,6 +383,9 @@ mod tests {
             let mut expected = vec!["seq".to_string()];
             expected.extend(kind.columns.iter().map(|c| c.to_string()));
             expected.push("hash".to_string());
+            if kind.records_actor {
+                expected.extend(ACTOR_COLUMNS.iter().map(|c| c.to_string()));
+            }
             assert_eq!(columns, expected, "{}", kind.table);
         }
     }

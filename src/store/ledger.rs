@@ -156,6 +156,9 @@ pub struct Ledger {
     conn: Connection,
     path: PathBuf,
     settings: Settings,
+    /// Who is acting: recorded with every entry a command appends as its
+    /// own act (SPEC §7).
+    actor: String,
 }
 
 impl Ledger {
@@ -222,6 +225,7 @@ impl Ledger {
             conn,
             path: staging.to_path_buf(),
             settings: settings.clone(),
+            actor: default_actor(),
         };
         ledger.write(as_of, |appender| {
             appender.append(
@@ -272,7 +276,13 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             settings,
+            actor: default_actor(),
         })
+    }
+
+    /// Sets who is acting (`--actor`, `QLEDGER_ACTOR`, `token:<name>`).
+    pub fn set_actor(&mut self, actor: String) {
+        self.actor = actor;
     }
 
     /// The ledger's settings.
@@ -341,6 +351,9 @@ impl Ledger {
             previous: head.hash,
             first_seq: head.entries + 1,
             buffer: Vec::with_capacity(256),
+            actor: self.actor.clone(),
+            // The real clock, never --as-of or QLEDGER_TODAY (SPEC §7).
+            recorded_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         };
         let (value, commit) = work(&mut appender)?;
         crate::trace::phase("write", "work");
@@ -480,6 +493,15 @@ fn upgrade(conn: &Connection) -> Result<()> {
     }
 }
 
+/// Who acts when nobody says (SPEC §5): `os:` and the login name.
+pub fn default_actor() -> String {
+    let login = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("os:{login}")
+}
+
 /// The stored hash of entry 1: the ledger's identity (`ledger_id` of a
 /// checkpoint). `verify` proves it; this only reads it.
 pub fn first_hash(path: &Path) -> Result<Hash> {
@@ -558,6 +580,8 @@ pub struct Appender<'conn> {
     previous: Hash,
     first_seq: i64,
     buffer: Vec<u8>,
+    actor: String,
+    recorded_at: String,
 }
 
 impl<'conn> Appender<'conn> {
@@ -589,7 +613,9 @@ impl<'conn> Appender<'conn> {
         }
     }
 
-    /// Appends one entry of `kind`; `values` follow `kind.columns`.
+    /// Appends one entry of `kind`; `values` follow `kind.columns`. An
+    /// entry kind that records its actor gets this write's actor and
+    /// wall-clock time too.
     pub fn append(&mut self, kind: &EntryKind, values: &[Value]) -> Result<i64> {
         assert_eq!(
             values.len(),
@@ -599,19 +625,39 @@ impl<'conn> Appender<'conn> {
         );
         let seq = self.next_seq;
         entry::canonical_bytes(&mut self.buffer, seq, kind, &entry::value_refs(values));
+        let actor_columns = [
+            Value::Text(self.actor.clone()),
+            Value::Text(self.recorded_at.clone()),
+        ];
+        if kind.records_actor {
+            let [actor, recorded_at] = &actor_columns;
+            entry::encode_actor_columns(&mut self.buffer, [actor.into(), recorded_at.into()]);
+        }
         let hash = entry::chain_hash(&self.previous, &self.buffer);
-        let placeholders = vec!["?"; kind.columns.len() + 2].join(", ");
+        let mut columns = kind.columns.join(", ");
+        columns.push_str(", hash");
+        if kind.records_actor {
+            columns.push_str(&format!(", {}", entry::ACTOR_COLUMNS.join(", ")));
+        }
+        let count = kind.columns.len() + 2 + if kind.records_actor { 2 } else { 0 };
+        let placeholders = vec!["?"; count].join(", ");
         let sql = format!(
-            "INSERT INTO {} (seq, {}, hash) VALUES ({placeholders})",
-            kind.table,
-            kind.columns.join(", ")
+            "INSERT INTO {} (seq, {columns}) VALUES ({placeholders})",
+            kind.table
         );
         let mut statement = self.conn.prepare_cached(&sql)?;
         let hash_slice: &[u8] = &hash;
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(values.len() + 2);
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(count);
         params.push(&seq);
         params.extend(values.iter().map(|value| value as &dyn rusqlite::ToSql));
         params.push(&hash_slice);
+        if kind.records_actor {
+            params.extend(
+                actor_columns
+                    .iter()
+                    .map(|value| value as &dyn rusqlite::ToSql),
+            );
+        }
         statement.execute(params.as_slice())?;
         self.previous = hash;
         self.next_seq += 1;

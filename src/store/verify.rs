@@ -556,8 +556,13 @@ fn check_range(
         .expect("registered");
     let mut statements = Vec::with_capacity(ALL_KINDS.len());
     for kind in ALL_KINDS {
+        let actor = if kind.records_actor {
+            format!(", {}", crate::store::entry::ACTOR_COLUMNS.join(", "))
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "SELECT seq, {}, hash FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+            "SELECT seq, {}, hash{actor} FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
             kind.columns.join(", "),
             kind.table
         );
@@ -644,6 +649,13 @@ fn check_range(
         for (column, value) in values.iter_mut().enumerate().take(column_count) {
             *value = row.get_ref(column + 1)?;
             entry::encode_value(&mut buffer, *value);
+        }
+        if cursor.kind.records_actor {
+            let actor = [
+                row.get_ref(column_count + 2)?,
+                row.get_ref(column_count + 3)?,
+            ];
+            entry::encode_actor_columns(&mut buffer, actor);
         }
         let hash = entry::chain_hash(&check.last.hash, &buffer);
         let stored_ok =

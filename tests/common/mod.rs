@@ -200,6 +200,43 @@ pub fn settle(db: &Path) {
     assert!(!wal_of(db).exists(), "the last connection removed the WAL");
 }
 
+/// Every entry of a ledger as text, in sequence order, without its hash and
+/// its `recorded_at` (the wall clock): what two ledgers built the same way
+/// at different moments share. (Their hashes differ from the first entry
+/// recording a time on.)
+pub fn content(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open the ledger");
+    let mut rows: Vec<(i64, String)> = Vec::new();
+    for table in ledger_tables() {
+        let columns: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let kept: Vec<String> = columns
+            .into_iter()
+            .filter(|c| c != "hash" && c != "recorded_at")
+            .map(|c| format!("quote({c})"))
+            .collect();
+        let sql = format!("SELECT seq, {} FROM {table}", kept.join(" || '|' || "));
+        let mut statement = conn.prepare(&sql).unwrap();
+        let found = statement
+            .query_map([], |r| {
+                Ok((r.get(0)?, format!("{table}|{}", r.get::<_, String>(1)?)))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.extend(found);
+    }
+    rows.sort();
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
 /// The `digest` output (`N:HEX`).
 pub fn digest(db: &Path) -> String {
     let (code, stdout, stderr) = run(db, &["digest"]);
@@ -365,6 +402,12 @@ pub fn recompute_independently(conn: &rusqlite::Connection) -> Vec<(String, i64,
     for table in ledger_tables() {
         let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
         let count = statement.column_count();
+        let names: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let hash_at = names.iter().position(|n| n == "hash").unwrap();
         let mut cursor = statement.query([]).unwrap();
         while let Some(row) = cursor.next().unwrap() {
             let netstring = |bytes: &[u8]| {
@@ -376,12 +419,19 @@ pub fn recompute_independently(conn: &rusqlite::Connection) -> Vec<(String, i64,
             let seq: i64 = row.get(0).unwrap();
             let mut canonical = netstring(seq.to_string().as_bytes());
             canonical.extend(netstring(table.as_bytes()));
-            for index in 1..count - 1 {
+            for index in 1..hash_at {
                 match row.get::<_, Value>(index).unwrap() {
                     Value::Null => canonical.extend_from_slice(b"~,"),
                     Value::Integer(n) => canonical.extend(netstring(n.to_string().as_bytes())),
                     Value::Text(t) => canonical.extend(netstring(t.as_bytes())),
                     other => panic!("unexpected {other:?}"),
+                }
+            }
+            // Columns after hash (actor, recorded_at): name and value, when not NULL.
+            for (index, name) in names.iter().enumerate().take(count).skip(hash_at + 1) {
+                if let Value::Text(t) = row.get::<_, Value>(index).unwrap() {
+                    canonical.extend(netstring(name.as_bytes()));
+                    canonical.extend(netstring(t.as_bytes()));
                 }
             }
             rows.push((seq, table.to_string(), canonical));
