@@ -621,3 +621,45 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn forged_acts_with_correct_hashes_are_caught() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let tampered = dir.path().join("t.sqlite");
+    let attacks = [
+        (
+            "a sale outside any import",
+            "INSERT INTO sale (seq, record_id, kind, sale_date, chip, market, customer_id, units, unit_price_usd_e4, hash) \
+             SELECT (SELECT max(seq) FROM ledger_entries) + 1, 'FORGED-1', 'sale', '2026-02-16', 'H200', 'US', NULL, 100000, 1, x'00'",
+            "no import batch",
+        ),
+        (
+            "a sale dated after its import's as-of date",
+            "UPDATE sale SET sale_date = '2026-02-13' WHERE record_id = 'S-2'",
+            "after the as-of date",
+        ),
+        (
+            "a clock that ran backwards",
+            "UPDATE hold_release SET released_on = '2026-02-14'",
+            "clock ran backwards",
+        ),
+    ];
+    for (attack, sql, expected) in attacks {
+        copy_ledger(&db, &tampered);
+        let conn = Connection::open(&tampered).unwrap();
+        let triggers = drop_triggers(&conn);
+        conn.execute_batch(sql).unwrap();
+        rehash(&conn);
+        restore_triggers(&conn, &triggers);
+        drop(conn);
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(3), "{attack}: {report}");
+        assert!(
+            report["message"].as_str().unwrap().contains(expected),
+            "{attack}: {report}"
+        );
+        std::fs::remove_file(&tampered).unwrap();
+    }
+}

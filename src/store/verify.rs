@@ -93,6 +93,8 @@ struct Context {
     policies: HashMap<String, ChipPolicy>,
     /// Sales import batches: (entries_from, entries_to, batch seq), by entries_from.
     batches: Vec<(i64, i64, i64)>,
+    /// The as-of date of each sales batch, by batch seq.
+    imported_on: HashMap<i64, String>,
 }
 
 impl Context {
@@ -102,15 +104,36 @@ impl Context {
             ChipPolicy::per_chip(crate::records::policy::all_versions(conn).unwrap_or_default())
                 .into_iter()
                 .collect();
-        let batches = conn
-            .prepare("SELECT entries_from, entries_to, seq FROM import_batch WHERE file_kind = 'sales' ORDER BY entries_from")?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        let stored: Vec<(i64, i64, i64, String)> = conn
+            .prepare("SELECT entries_from, entries_to, seq, imported_on FROM import_batch WHERE file_kind = 'sales' ORDER BY entries_from")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let batches = stored.iter().map(|(f, t, b, _)| (*f, *t, *b)).collect();
+        let imported_on = stored.into_iter().map(|(_, _, b, on)| (b, on)).collect();
         Ok(Context {
             restricted: restricted_markets(conn)?,
             period_kind: settings.map_or(PeriodKind::Quarter, |s| s.period_kind),
             policies,
             batches,
+            imported_on,
+        })
+    }
+
+    /// Why a sale entry was not written by an import as recorded (SPEC
+    /// §3.15 item 5): it lies in no sales batch's entry range, or is dated
+    /// after its batch's as-of date.
+    fn sale_outside_its_batch(&self, seq: i64, sale_date: ValueRef<'_>) -> Option<String> {
+        let Some((_, _, batch)) = self.batch_of(seq) else {
+            return Some(format!(
+                "sale entry {seq} lies in no import batch's entry range: no import wrote it"
+            ));
+        };
+        let imported_on = self.imported_on.get(&batch)?;
+        let date = sale_date.as_str().ok()?;
+        (date > imported_on.as_str()).then(|| {
+            format!(
+                "sale entry {seq} is dated {date}, after the as-of date {imported_on} of its import (entry {batch})"
+            )
         })
     }
 
@@ -683,6 +706,10 @@ fn check_range(
             }
         }
         if cursor.index == sale_index {
+            if let Some(message) = context.sale_outside_its_batch(seq, values[2]) {
+                check.bad = Some((seq, message));
+                return Ok(check);
+            }
             let added = check
                 .derived
                 .add_sale(conn, seq, &values[..column_count], context);
@@ -853,6 +880,79 @@ pub fn verify_ledger_chunked(
     ))
 }
 
+/// The acts of commands (SPEC §3.15 item 5): the as-of dates of the entries
+/// written by this version (those recording their actor) never run
+/// backwards, and every close names the chain head just before it and was
+/// made after its period's last day. Returns the first entry at fault.
+fn check_acts(
+    conn: &Connection,
+    settings: &crate::store::ledger::Settings,
+) -> Result<Option<(i64, String)>> {
+    let mut acts: Vec<(i64, String, &str)> = Vec::new();
+    for (table, column) in crate::store::clock::AS_OF_COLUMNS {
+        let kind = ALL_KINDS.iter().find(|k| k.table == *table);
+        if !kind.is_some_and(|k| k.records_actor) {
+            continue;
+        }
+        let mut statement = conn.prepare(&format!(
+            "SELECT seq, {column} FROM {table} WHERE actor IS NOT NULL"
+        ))?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        for row in rows {
+            let (seq, as_of) = row?;
+            acts.push((seq, as_of, table));
+        }
+    }
+    acts.sort();
+    for pair in acts.windows(2) {
+        let ((_, earlier, _), (seq, as_of, table)) = (&pair[0], &pair[1]);
+        if as_of < earlier {
+            return Ok(Some((
+                *seq,
+                format!(
+                    "entry {seq} ({table}) was written as of {as_of}, before the as-of date {earlier} of an earlier write: the ledger's clock ran backwards"
+                ),
+            )));
+        }
+    }
+    let closes: Vec<(i64, String, String, i64, String)> = conn
+        .prepare(
+            "SELECT seq, period, closed_on, head_entries, head_hash FROM period_close ORDER BY seq",
+        )?
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, period, closed_on, head_entries, head_hash) in closes {
+        let before = stored_hash(conn, seq - 1)?.map(hex::encode);
+        if head_entries != seq - 1 || before.as_deref() != Some(head_hash.as_str()) {
+            return Ok(Some((
+                seq,
+                format!(
+                    "the close of {period} (entry {seq}) names the head {head_entries}:{head_hash}, not the chain just before it"
+                ),
+            )));
+        }
+        let over = Period::parse(settings.period_kind, &period)
+            .ok()
+            .zip(crate::period::parse_date(&closed_on).ok())
+            .is_some_and(|(p, on)| on > p.last_day());
+        if !over {
+            return Ok(Some((
+                seq,
+                format!("the close of {period} (entry {seq}) is dated {closed_on}, before the period was over"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
 fn finish(
     conn: &Connection,
     head: ChainHead,
@@ -932,6 +1032,14 @@ fn finish(
         });
     }
     let settings = crate::store::ledger::read_settings(conn)?;
+    if let Some((seq, message)) = check_acts(conn, &settings)? {
+        return Ok(VerifyReport {
+            entries: last.entries,
+            head: last.hash,
+            first_bad_entry: Some(seq),
+            message: Some(message),
+        });
+    }
     if let Some((seq, message)) = crate::report::check_sealed(conn, &settings)? {
         return Ok(VerifyReport {
             entries: last.entries,
