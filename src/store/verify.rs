@@ -540,6 +540,10 @@ struct RangeCheck {
     last: ChainHead,
     /// The first bad entry and why, if any.
     bad: Option<(i64, String)>,
+    /// The first sale not written by its import as recorded: reported only
+    /// once the whole chain checks out (a changed batch entry later in the
+    /// chain would otherwise be blamed on the sales before it).
+    act: Option<(i64, String)>,
     derived: DerivedFromEntries,
 }
 
@@ -608,6 +612,7 @@ fn check_range(
             hash: previous,
         },
         bad: None,
+        act: None,
         derived: DerivedFromEntries::default(),
     };
     let mut buffer = Vec::with_capacity(512);
@@ -706,9 +711,10 @@ fn check_range(
             }
         }
         if cursor.index == sale_index {
-            if let Some(message) = context.sale_outside_its_batch(seq, values[2]) {
-                check.bad = Some((seq, message));
-                return Ok(check);
+            if check.act.is_none() {
+                check.act = context
+                    .sale_outside_its_batch(seq, values[2])
+                    .map(|message| (seq, message));
             }
             let added = check
                 .derived
@@ -790,6 +796,15 @@ pub fn verify_ledger_chunked(
 ) -> Result<VerifyReport> {
     for _attempt in 0..3 {
         let first = reading_connection(path)?;
+        // The schema first: reading the chain depends on its columns.
+        if let Some(message) = crate::store::schema::first_difference(&first)? {
+            return Ok(VerifyReport {
+                entries: 0,
+                head: GENESIS_HASH,
+                first_bad_entry: None,
+                message: Some(message),
+            });
+        }
         let head = read_head(&first)?;
         let parallel_min = chunking.parallel_entries_min.max(2);
         if head.entries < parallel_min {
@@ -848,6 +863,7 @@ pub fn verify_ledger_chunked(
                             hash: GENESIS_HASH,
                         },
                         bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
+                        act: None,
                         derived: DerivedFromEntries::default(),
                     },
                 };
@@ -994,14 +1010,17 @@ fn finish(
     assert!(ALL_KINDS
         .iter()
         .all(|kind| kind.columns.len() <= COLUMNS_MAX));
+    let mut ranges_act = Vec::new();
     for range in ranges {
         if let Some((seq, message)) = &range.bad {
             return Ok(bad_report(&range, *seq, message.clone()));
         }
         last = range.last;
+        ranges_act.push(range.act);
         derived.merge(range.derived);
     }
     debug_assert_eq!(last, head, "the checked chain ends at the stored head");
+    let first_act = ranges_act.into_iter().flatten().next();
     for anchor in anchors {
         if anchor.head.entries > last.entries {
             return Ok(VerifyReport {
@@ -1015,11 +1034,11 @@ fn finish(
             });
         }
     }
-    if let Some(message) = crate::store::schema::first_difference(conn)? {
+    if let Some((seq, message)) = first_act {
         return Ok(VerifyReport {
             entries: last.entries,
             head: last.hash,
-            first_bad_entry: None,
+            first_bad_entry: Some(seq),
             message: Some(message),
         });
     }
