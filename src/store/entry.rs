@@ -348,6 +348,37 @@ mod tests {
     }
 
     #[test]
+    fn readme_example_with_its_actor() {
+        let mut out = Vec::new();
+        canonical_bytes(
+            &mut out,
+            7,
+            &HOLD_RELEASE,
+            &[
+                ValueRef::Integer(3),
+                ValueRef::Text(b"PO-1"),
+                ValueRef::Integer(5),
+                ValueRef::Text(b"2026-02-16"),
+            ],
+        );
+        encode_actor_columns(
+            &mut out,
+            [
+                ValueRef::Text(b"officer:jane"),
+                ValueRef::Text(b"2026-02-16T09:30:00Z"),
+            ],
+        );
+        assert_eq!(
+            out,
+            b"1:7,12:hold_release,1:3,4:PO-1,1:5,10:2026-02-16,5:actor,12:officer:jane,11:recorded_at,20:2026-02-16T09:30:00Z,"
+        );
+        // Entries written before schema 3 have neither: their bytes are unchanged.
+        let mut old = Vec::new();
+        encode_actor_columns(&mut old, [ValueRef::Null, ValueRef::Null]);
+        assert!(old.is_empty());
+    }
+
+    #[test]
     fn registry_matches_schema_column_order() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(crate::store::ledger::SCHEMA_SQL)
