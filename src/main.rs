@@ -1032,9 +1032,3 @@ fn verify(
     }
     Ok(3)
 }
-
-/// mimalloc instead of the system allocator: the import allocates and frees
-/// a few small strings per row, and glibc's allocator costs about 5% of it
-/// (perf); the binary, its place and its behaviour are unchanged.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
