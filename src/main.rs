@@ -24,12 +24,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// the answer is dropped quietly and the command ends as it would have.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// `--quiet`: the answer is held back here, and printed only if the command
+/// does not succeed.
+static QUIET: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 /// Writes `text` to stdout. A closed pipe ends output quietly (as `head`
 /// expects); any other write error is exit 4 (SPEC §5). Never panics.
 fn write_out(text: &str) -> Result<(), Error> {
     use std::io::Write;
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return Ok(());
+    }
+    if let Ok(mut held) = QUIET.lock() {
+        if let Some(held) = held.as_mut() {
+            held.push_str(text);
+            return Ok(());
+        }
     }
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -62,7 +72,14 @@ macro_rules! outln {
 #[command(
     name = "qledger",
     version,
-    about = "Append-only, tamper-evident ledger for exports of controlled AI accelerators"
+    about = "Append-only, tamper-evident ledger for exports of controlled AI accelerators",
+    after_help = "Exit codes: 0 done or allowed; 1 refused by a rule (a check not allowed, an import \
+with rule refusals, a period not yet over); 2 bad input or usage; 3 integrity failure (verify found \
+a broken chain, an altered schema, a changed sealed period, a digest or checkpoint mismatch); \
+4 environment (ledger locked past the busy timeout, I/O error).\n\n\
+Environment: QLEDGER_DB (--db), QLEDGER_ACTOR (--actor), QLEDGER_TODAY (today's date, for tests \
+and replays), QLEDGER_BUSY_TIMEOUT_MS (how long a writer waits for another, default 30000), \
+QLEDGER_TRACE (phase timings on stderr)."
 )]
 struct Cli {
     /// The ledger file.
@@ -70,17 +87,33 @@ struct Cli {
         long,
         global = true,
         env = "QLEDGER_DB",
-        default_value = "./ledger.sqlite"
+        default_value = "./ledger.sqlite",
+        help_heading = "Global options"
     )]
     db: PathBuf,
     /// Machine-readable output (JSON) on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
+    /// Nothing on stdout when the command succeeds (for cron); the answer is
+    /// printed when it does not.
+    #[arg(long, global = true, help_heading = "Global options")]
+    quiet: bool,
     /// The ledger's clock, YYYY-MM-DD (default: today's UTC date).
-    #[arg(long = "as-of", global = true, value_name = "DATE")]
+    #[arg(
+        long = "as-of",
+        global = true,
+        value_name = "DATE",
+        help_heading = "Global options"
+    )]
     as_of: Option<String>,
     /// Who is acting, recorded with every entry a command appends (default: os:<login name>).
-    #[arg(long, global = true, env = "QLEDGER_ACTOR", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "QLEDGER_ACTOR",
+        value_name = "NAME",
+        help_heading = "Global options"
+    )]
     actor: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -224,8 +257,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Print the chain head: entry count and hash.
+    /// Print the stored chain head: entry count and hash (verify proves it).
     Digest,
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A planned shipment, as `check` and `reserve` take it.
@@ -308,15 +346,30 @@ fn main() -> ExitCode {
     quotaledger::trace::start();
     let cli = Cli::parse();
     quotaledger::trace::phase("main", "arguments");
-    let result = run(&cli);
-    quotaledger::trace::phase("main", "command");
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            write_err(&format!("qledger: {err}"));
-            ExitCode::from(err.exit_code() as u8)
+    if cli.quiet {
+        if let Ok(mut held) = QUIET.lock() {
+            *held = Some(String::new());
         }
     }
+    let result = run(&cli);
+    quotaledger::trace::phase("main", "command");
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            write_err(&format!("qledger: {err}"));
+            err.exit_code() as u8
+        }
+    };
+    if code != 0 {
+        // Quiet only on success: a refusal or error still shows its answer.
+        let held = QUIET.lock().ok().and_then(|mut held| held.take());
+        if let Some(held) = held {
+            if write_out(&held).is_err() {
+                return ExitCode::from(4);
+            }
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn as_of_date(cli: &Cli) -> Result<NaiveDate, Error> {
@@ -454,6 +507,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Keygen { out } => keygen(cli, out),
         Command::Checkpoint { key, out } => checkpoint(cli, key, out.as_deref()),
         Command::Digest => digest(cli),
+        Command::Completions { shell } => completions(*shell),
     };
     // An environment or integrity error names the ledger file it concerns.
     code.map_err(|err| err.concerning(&cli.db))
@@ -719,6 +773,14 @@ fn write_new_file(path: &Path, text: &str) -> Result<(), Error> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|err| Error::Environment(format!("cannot write {}: {err}", path.display())))
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "qledger", &mut script);
+    write_out(&String::from_utf8_lossy(&script))?;
+    Ok(0)
 }
 
 fn digest(cli: &Cli) -> Result<u8, Error> {

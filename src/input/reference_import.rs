@@ -35,6 +35,13 @@ pub struct ImportSummary {
     pub errors: Vec<RowProblem>,
     /// Rows recorded under `--accept-violations`, when that mode is on.
     pub accepted_violations: Option<u64>,
+    /// `--dry-run`: nothing was written; the figures are what would be.
+    pub dry_run: bool,
+}
+
+/// `1 row`, `2 rows`.
+pub fn plural(count: u64, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
 }
 
 impl ImportSummary {
@@ -58,7 +65,9 @@ pub fn open_table(
     path: &Path,
     file_label: &str,
     specs: &'static [ColumnSpec],
-) -> std::result::Result<TableReader<BufReader<File>>, std::result::Result<ImportSummary, Error>> {
+) -> std::result::Result<TableReader<BufReader<File>>, std::result::Result<Box<ImportSummary>, Error>>
+{
+    refuse_non_regular(path, file_label).map_err(Err)?;
     let file = File::open(path)
         .map_err(|err| Err(Error::BadInput(format!("cannot read {file_label}: {err}"))))?;
     match TableReader::open(BufReader::with_capacity(1 << 16, file), specs) {
@@ -75,8 +84,20 @@ pub fn open_table(
                 ..ImportSummary::default()
             };
             summary.settle_problems();
-            Err(Ok(summary))
+            Err(Ok(Box::new(summary)))
         }
+    }
+}
+
+/// Refuses an input that is not a regular file (SPEC §5): a FIFO would
+/// block and `/dev/zero` never end, and an import reads its file twice.
+pub fn refuse_non_regular(path: &Path, file_label: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Error::BadInput(format!(
+            "{file_label} is not a regular file (a pipe, device or directory); qledger imports files"
+        ))),
+        Err(err) => Err(Error::BadInput(format!("cannot read {file_label}: {err}"))),
     }
 }
 
@@ -101,7 +122,7 @@ pub fn read_reference_rows<T>(
 ) -> Result<(Vec<(u64, T)>, ImportSummary)> {
     let mut table = match open_table(path, file_label, specs) {
         Ok(table) => table,
-        Err(Ok(summary)) => return Ok((Vec::new(), summary)),
+        Err(Ok(summary)) => return Ok((Vec::new(), *summary)),
         Err(Err(error)) => return Err(error),
     };
     let mut parsed = Vec::new();
@@ -316,14 +337,26 @@ impl ImportSummary {
         if let Some(accepted) = self.accepted_violations {
             object["accepted_violations"] = serde_json::json!(accepted);
         }
+        if self.dry_run {
+            object["dry_run"] = serde_json::json!(true);
+        }
         object
     }
 
     /// One human line: `FILE: N rows, N inserted, N duplicates, N rejected`.
     pub fn to_text(&self) -> String {
+        let inserted = if self.dry_run {
+            "would insert"
+        } else {
+            "inserted"
+        };
         let mut text = format!(
-            "{}: {} rows, {} inserted, {} duplicates, {} rejected",
-            self.file, self.rows, self.inserted, self.duplicates, self.rejected
+            "{}: {}, {} {inserted}, {}, {} rejected",
+            self.file,
+            plural(self.rows, "row", "rows"),
+            self.inserted,
+            plural(self.duplicates, "duplicate", "duplicates"),
+            self.rejected
         );
         if let Some(accepted) = self.accepted_violations {
             text.push_str(&format!(", {accepted} recorded as accepted violations"));

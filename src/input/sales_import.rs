@@ -373,7 +373,7 @@ impl<'p> Pass<'p> {
         path: &Path,
         label: &'p str,
         progress: Option<&'p Progress>,
-    ) -> std::result::Result<Pass<'p>, std::result::Result<ImportSummary, Error>> {
+    ) -> std::result::Result<Pass<'p>, std::result::Result<Box<ImportSummary>, Error>> {
         if let Some(progress) = progress {
             progress.pass.fetch_add(1, Ordering::Relaxed);
             progress.bytes.store(0, Ordering::Relaxed);
@@ -460,7 +460,7 @@ pub fn import_sales(
         Ok(pass) => pass.table.header_original().to_vec(),
         Err(Ok(summary)) => {
             return Ok(SalesImport {
-                summary,
+                summary: *summary,
                 file_level: true,
                 path_taken: "careful",
                 ..SalesImport::default()
@@ -492,6 +492,7 @@ fn settle(
     options: &SalesImportOptions,
 ) -> Result<(ImportSummary, bool)> {
     summary.settle_problems();
+    summary.dry_run = options.dry_run;
     let refused = !summary.errors.is_empty() && !options.partial;
     if refused {
         summary.inserted = 0;

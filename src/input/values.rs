@@ -26,7 +26,24 @@ pub fn parse_identifier(text: &str) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err("contains a control character".to_string());
     }
+    if let Some(invisible) = text.chars().find(|c| is_format_character(*c)) {
+        return Err(format!(
+            "contains the invisible format character U+{:04X}: it would make another identifier that looks the same",
+            invisible as u32
+        ));
+    }
     Ok(text.to_string())
+}
+
+/// Unicode's format characters (general category Cf): zero-width spaces
+/// and joiners, direction marks and overrides, the byte-order mark, soft
+/// hyphens, tags. Invisible in print, so never part of an identifier.
+pub fn is_format_character(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
 }
 
 /// A chip code `[A-Z0-9][A-Z0-9._-]*`, case-insensitive, stored upper-case.

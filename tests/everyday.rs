@@ -1,0 +1,124 @@
+//! Everyday use (SPEC §5): inputs that end, identifiers that cannot hide a
+//! character, messages for people, quiet cron runs, help and completions.
+
+mod common;
+
+use common::*;
+
+const SALES: &str = "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n";
+
+#[test]
+fn a_zero_width_space_never_makes_a_new_record() {
+    let (dir, db) = loaded_ledger();
+    let first = write_file(
+        dir.path(),
+        "a.csv",
+        &format!("{SALES}US-9001,2026-02-09,H200,US,,100,30000\n"),
+    );
+    run_ok(
+        qledger_at(&db, AS_OF, &["import", first.to_str().unwrap()]),
+        "import",
+    );
+    let before = digest(&db);
+    let sneaky = write_file(
+        dir.path(),
+        "b.csv",
+        &format!("{SALES}US-9001\u{200B},2026-02-09,H200,US,,100,30000\n"),
+    );
+    let (code, summary, stderr) = run_json(&db, &["import", sneaky.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(summary["errors"][0]["column"], "record_id");
+    assert!(stderr.contains("U+200B"), "{stderr}");
+    assert_eq!(digest(&db), before);
+}
+
+#[test]
+fn a_pipe_or_a_device_is_refused_not_waited_on() {
+    let (dir, db) = loaded_ledger();
+    let fifo = dir.path().join("sales.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for input in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let started = std::time::Instant::now();
+        let (code, _, stderr) = run(&db, &["import", input]);
+        assert_eq!(code, 2, "{input}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let (code, _, stderr) = run(&db, &["lots", "import", input]);
+        assert_eq!(code, 2, "{input}: {stderr}");
+    }
+}
+
+#[test]
+fn messages_count_in_words_and_a_dry_run_says_would() {
+    let (dir, db) = loaded_ledger();
+    let one = write_file(
+        dir.path(),
+        "one.csv",
+        &format!("{SALES}US-1,2026-02-09,H200,US,,100,30000\n"),
+    );
+    let (code, text, _) = run(&db, &["import", "--dry-run", one.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("1 row, 1 would insert, 0 duplicates, 0 rejected"),
+        "{text}"
+    );
+    let (_, json, _) = run_json(&db, &["import", "--dry-run", one.to_str().unwrap()]);
+    assert_eq!(json["dry_run"], true);
+    let (code, text, _) = run(&db, &["import", one.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(text.contains("1 row, 1 inserted, 0 duplicates"), "{text}");
+    let (_, json, _) = run_json(&db, &["import", one.to_str().unwrap()]);
+    assert_eq!(json.get("dry_run"), None, "only a dry run says so");
+    assert_eq!(json["duplicates"], 1);
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_the_answer_when_refused() {
+    let (dir, db) = loaded_ledger();
+    let good = write_file(
+        dir.path(),
+        "good.csv",
+        &format!("{SALES}US-1,2026-02-09,H200,US,,100,30000\n"),
+    );
+    let (code, stdout, stderr) = run(&db, &["--quiet", "import", good.to_str().unwrap()]);
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
+    let bad = write_file(
+        dir.path(),
+        "bad.csv",
+        &format!("{SALES}US-2,2026-02-09,H200,US,,0,30000\n"),
+    );
+    let (code, stdout, stderr) = run(&db, &["--quiet", "import", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stdout.contains("1 rejected"), "{stdout}");
+    assert!(stderr.contains("bad.csv:2: units"), "{stderr}");
+}
+
+#[test]
+fn help_names_the_exit_codes_and_completions_are_printed_for_each_shell() {
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("Exit codes: 0 done") && help.contains("4 environment"),
+        "{help}"
+    );
+    assert!(help.contains("Global options"), "{help}");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains("checkpoint") && script.contains("reserve"),
+            "{shell}"
+        );
+    }
+}
