@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use quotaledger::desk::Request;
 use quotaledger::input::reference_import::{import_reference, ImportSummary, ReferenceRow};
-use quotaledger::input::sales_import::{import_sales, write_rejects, Progress, SalesImportOptions};
+use quotaledger::input::sales_import::{import_sales, Progress, SalesImportOptions};
 use quotaledger::input::values::{parse_chip, parse_identifier, parse_market, parse_units};
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::records::customers::CustomerEvent;
@@ -469,6 +469,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                 accept_reason: reason.clone().filter(|_| *accept_violations),
                 careful_only: false,
                 late_reason: reason.clone().filter(|_| *late),
+                rejects_path: rejects.clone(),
             };
             sales_import(cli, file, rejects.as_deref(), &options)
         }
@@ -899,9 +900,7 @@ fn sales_import(
     let outcome = with_progress(file, |progress| {
         import_sales(&mut ledger, file, &label, options, progress)
     })?;
-    if let (Some(rejects), false) = (rejects, outcome.file_level) {
-        write_rejects(rejects, &outcome)?;
-    }
+    // The rejects file was written inside the import, before its commit.
     let summary = &outcome.summary;
     let code = report_import(cli, summary, 1)?;
     if options.partial && !outcome.file_level && summary.rejected > 0 {

@@ -122,3 +122,50 @@ fn help_names_the_exit_codes_and_completions_are_printed_for_each_shell() {
         );
     }
 }
+
+#[test]
+fn rejects_that_cannot_be_written_commit_nothing() {
+    let (dir, db) = loaded_ledger();
+    let mixed = write_file(
+        dir.path(),
+        "mixed.csv",
+        &format!("{SALES}US-1,2026-02-09,H200,US,,100,30000\nUS-2,2026-02-09,H200,US,,0,30000\n"),
+    );
+    let before = digest(&db);
+    let (code, _, stderr) = run(
+        &db,
+        &[
+            "import",
+            mixed.to_str().unwrap(),
+            "--partial",
+            "--rejects",
+            "/dev/full",
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(
+        digest(&db),
+        before,
+        "the good row was not committed without its rejects"
+    );
+    // With a writable rejects file the good row goes in and the bad one is kept.
+    let rejects = dir.path().join("rejects.csv");
+    let (code, _, _) = run(
+        &db,
+        &[
+            "import",
+            mixed.to_str().unwrap(),
+            "--partial",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_ne!(digest(&db), before);
+    let written = std::fs::read_to_string(&rejects).unwrap();
+    assert!(
+        written.contains("US-2") && written.contains("units"),
+        "{written}"
+    );
+}

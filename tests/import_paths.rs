@@ -49,6 +49,7 @@ fn import_with(db: &Path, file: &Path, careful_only: bool, accept: Option<&str>)
         accept_reason: accept.map(str::to_string),
         careful_only,
         late_reason: None,
+        rejects_path: None,
     };
     let label = file.display().to_string();
     let outcome = import_sales(&mut ledger, file, &label, &options, None).unwrap();

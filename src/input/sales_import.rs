@@ -61,6 +61,10 @@ pub struct SalesImportOptions {
     /// `--late --reason`: record rows dated in closed periods as late
     /// entries (SPEC §3.12), marked with this reason.
     pub late_reason: Option<String>,
+    /// `--rejects`: where the rejected rows go, written completely (and
+    /// synced) before the import commits; if it cannot be, nothing is
+    /// committed (SPEC §5).
+    pub rejects_path: Option<std::path::PathBuf>,
 }
 
 /// A row that was not recorded: its fields as written and why.
@@ -587,17 +591,16 @@ fn fast_path(
             label,
             "fast path: batch entry and derived totals written; committing",
         );
-        Ok((
-            Some(SalesImport {
-                summary,
-                header: header.to_vec(),
-                rejects: Vec::new(),
-                committed: commit,
-                file_level: false,
-                path_taken: "fast",
-            }),
-            commit,
-        ))
+        let outcome = SalesImport {
+            summary,
+            header: header.to_vec(),
+            rejects: Vec::new(),
+            committed: commit,
+            file_level: false,
+            path_taken: "fast",
+        };
+        write_rejects_before_commit(options, &outcome)?;
+        Ok((Some(outcome), commit))
     })
 }
 
@@ -865,17 +868,16 @@ fn careful_path(
             entries_from,
             options,
         )?;
-        Ok((
-            SalesImport {
-                summary,
-                header,
-                rejects: problems.rejects.into_values().collect(),
-                committed: commit,
-                file_level: false,
-                path_taken: "careful",
-            },
-            commit,
-        ))
+        let outcome = SalesImport {
+            summary,
+            header,
+            rejects: problems.rejects.into_values().collect(),
+            committed: commit,
+            file_level: false,
+            path_taken: "careful",
+        };
+        write_rejects_before_commit(options, &outcome)?;
+        Ok((outcome, commit))
     })
 }
 
@@ -1204,6 +1206,15 @@ fn remember_in_file(conn: &rusqlite::Connection, line: u64, row: &SaleRow) -> Re
     Ok(())
 }
 
+/// Writes the rejects file, when one was asked for, inside the import's
+/// write transaction: an error here rolls the import back.
+fn write_rejects_before_commit(options: &SalesImportOptions, outcome: &SalesImport) -> Result<()> {
+    match &options.rejects_path {
+        Some(path) => write_rejects(path, outcome),
+        None => Ok(()),
+    }
+}
+
 /// Writes the rejects file: the original columns, then `line` and `error`.
 pub fn write_rejects(path: &Path, outcome: &SalesImport) -> Result<()> {
     let write = || -> std::result::Result<(), csv::Error> {
@@ -1220,7 +1231,13 @@ pub fn write_rejects(path: &Path, outcome: &SalesImport) -> Result<()> {
             writer.write_record(&record)?;
         }
         writer.flush()?;
+        writer.get_ref().sync_all()?;
         Ok(())
     };
-    write().map_err(|err| Error::Environment(format!("cannot write {}: {err}", path.display())))
+    write().map_err(|err| {
+        Error::Environment(format!(
+            "cannot write the rejects file {}: {err}; nothing was imported",
+            path.display()
+        ))
+    })
 }
