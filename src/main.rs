@@ -259,6 +259,27 @@ enum Command {
     },
     /// Print the stored chain head: entry count and hash (verify proves it).
     Digest,
+    /// List holds: every one with a state on the as-of date, or the active ones.
+    Holds {
+        /// Only holds active on the as-of date.
+        #[arg(long)]
+        active: bool,
+        /// Only the holds of this order.
+        #[arg(long = "order", value_name = "REF")]
+        order_ref: Option<String>,
+        /// table, json or csv (--json means json).
+        #[arg(long, value_parser = ["table", "json", "csv"])]
+        format: Option<String>,
+    },
+    /// List remittance payments and their reversals.
+    Payments {
+        /// Only this period's.
+        #[arg(long)]
+        period: Option<String>,
+        /// table, json or csv (--json means json).
+        #[arg(long, value_parser = ["table", "json", "csv"])]
+        format: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh or fish).
     Completions {
         /// The shell.
@@ -509,6 +530,14 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Checkpoint { key, out } => checkpoint(cli, key, out.as_deref()),
         Command::Digest => digest(cli),
         Command::Completions { shell } => completions(*shell),
+        Command::Holds {
+            active,
+            order_ref,
+            format,
+        } => holds(cli, *active, order_ref.as_deref(), format.as_deref(), as_of),
+        Command::Payments { period, format } => {
+            payments_listing(cli, period.as_deref(), format.as_deref(), as_of)
+        }
     };
     // An environment or integrity error names the ledger file it concerns.
     code.map_err(|err| err.concerning(&cli.db))
@@ -774,6 +803,62 @@ fn write_new_file(path: &Path, text: &str) -> Result<(), Error> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|err| Error::Environment(format!("cannot write {}: {err}", path.display())))
+}
+
+fn print_listing(
+    cli: &Cli,
+    listing: &quotaledger::report::listings::Listing,
+    format: Option<&str>,
+) -> Result<u8, Error> {
+    match listing_format(cli, format)? {
+        "json" => print_json(&listing.to_json())?,
+        "csv" => write_out(&listing.to_csv()?)?,
+        _ => write_out(&listing.to_table())?,
+    }
+    Ok(0)
+}
+
+/// A listing's format: `--format`, or json with `--json`.
+fn listing_format(cli: &Cli, format: Option<&str>) -> Result<&'static str, Error> {
+    match (cli.json, format) {
+        (true, None | Some("json")) | (false, Some("json")) => Ok("json"),
+        (true, Some(other)) => Err(Error::BadInput(format!(
+            "--json asks for JSON but --format asks for {other}"
+        ))),
+        (false, Some("csv")) => Ok("csv"),
+        (false, _) => Ok("table"),
+    }
+}
+
+fn holds(
+    cli: &Cli,
+    active: bool,
+    order_ref: Option<&str>,
+    format: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let order_ref = order_ref.map(parse_order_ref).transpose()?;
+    let ledger = Ledger::open(&cli.db)?;
+    let listing = quotaledger::report::listings::holds(
+        ledger.conn(),
+        ledger.settings(),
+        as_of,
+        active,
+        order_ref.as_deref(),
+    )?;
+    print_listing(cli, &listing, format)
+}
+
+fn payments_listing(
+    cli: &Cli,
+    period: Option<&str>,
+    format: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    let period = period.map(|p| parse_period(&ledger, p)).transpose()?;
+    let listing = quotaledger::report::listings::payments(ledger.conn(), as_of, period)?;
+    print_listing(cli, &listing, format)
 }
 
 fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {

@@ -169,3 +169,74 @@ fn rejects_that_cannot_be_written_commit_nothing() {
         "{written}"
     );
 }
+
+/// `qledger ARGS` at 2026-02-16 on the standard ledger: (code, stdout).
+fn listing(db: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let output = qledger_at(db, "2026-02-16", args).output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn holds_and_payments_are_listed_in_three_formats() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    reserve_active_hold(&db, "PO-9", "4");
+    let (code, json) = listing(&db, &["--json", "holds"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"holds": [
+            {"order_ref": "PO-2", "chip": "H200", "market": "CN", "customer_id": "C-BETA",
+             "lot_id": "L-H200-0002", "units": 5, "planned_date": "2026-02-20",
+             "reserved_on": "2026-02-15", "expires_on": "2026-03-01", "active": false,
+             "held_units": 0, "drawn_units": 0, "released_units": 5},
+            {"order_ref": "PO-9", "chip": "H200", "market": "CN", "customer_id": "C-BETA",
+             "lot_id": "L-H200-0002", "units": 4, "planned_date": "2026-02-20",
+             "reserved_on": "2026-02-16", "expires_on": "2026-03-02", "active": true,
+             "held_units": 4, "drawn_units": 0, "released_units": 0}
+        ]})
+    );
+    let (_, active) = listing(&db, &["holds", "--active", "--format", "csv"]);
+    assert_eq!(
+        active,
+        "order_ref,chip,market,customer_id,lot_id,units,planned_date,reserved_on,expires_on,active,held_units,drawn_units,released_units\n\
+         PO-9,H200,CN,C-BETA,L-H200-0002,4,2026-02-20,2026-02-16,2026-03-02,true,4,0,0\n"
+    );
+    let (_, table) = listing(&db, &["holds", "--order", "PO-2"]);
+    assert!(
+        table.contains("PO-2") && !table.contains("PO-9") && table.ends_with("1 item\n"),
+        "{table}"
+    );
+    let (code, _) = listing(&db, &["holds", "--order", "NEVER"]);
+    assert_eq!(code, 2, "an unknown order is bad input");
+    // Seen from before PO-9 was reserved, it is not there yet.
+    let output = qledger_at(&db, "2026-02-15", &["--json", "holds"])
+        .output()
+        .unwrap();
+    let early: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(early["holds"].as_array().unwrap().len(), 1);
+
+    let (_, payments) = listing(&db, &["payments", "--period", "2025-Q4", "--format", "csv"]);
+    assert_eq!(
+        payments,
+        "period,reference,amount_usd,paid_on,recorded_on,reversed,reversal_reason\n\
+         2025-Q4,wire 1,100,2026-01-10,2026-02-16,false,\n\
+         2025-Q4,wire 2,7,2026-02-16,2026-02-16,true,sent twice\n"
+    );
+    let (_, json) = listing(&db, &["--json", "payments"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["payments"][1]["reversal_reason"], "sent twice");
+    assert_eq!(
+        json["payments"][0]["reversal_reason"],
+        serde_json::Value::Null
+    );
+    let (_, table) = listing(&db, &["payments"]);
+    assert!(
+        table.contains("sent twice") && table.ends_with("2 items\n"),
+        "{table}"
+    );
+}

@@ -18,6 +18,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub mod late;
+pub mod listings;
 pub mod payments;
 
 pub use crate::rules::Status;
@@ -125,6 +126,23 @@ pub fn cents_text(amount: Usd) -> String {
         amount.to_cents_string()
     } else {
         amount.to_string()
+    }
+}
+
+/// Units with thousands separators (`12,500`, `-1,000`), for people.
+pub fn grouped_units(units: i64) -> String {
+    let digits = units.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if units < 0 {
+        format!("-{out}")
+    } else {
+        out
     }
 }
 
