@@ -271,6 +271,21 @@ enum Command {
         #[arg(long, value_parser = ["table", "json", "csv"])]
         format: Option<String>,
     },
+    /// List the sales and returns dated in a period.
+    Sales {
+        /// The period.
+        #[arg(long)]
+        period: String,
+        /// Only this chip's.
+        #[arg(long)]
+        chip: Option<String>,
+        /// Only this market's.
+        #[arg(long)]
+        market: Option<String>,
+        /// table, json or csv (--json means json).
+        #[arg(long, value_parser = ["table", "json", "csv"])]
+        format: Option<String>,
+    },
     /// List remittance payments and their reversals.
     Payments {
         /// Only this period's.
@@ -361,6 +376,15 @@ enum PolicyAction {
 enum ImportAction {
     /// Import events from a CSV file.
     Import { file: PathBuf },
+    /// List them in their state on the as-of date.
+    Show {
+        /// Only this one (a customer id or a lot id).
+        #[arg(long = "id", visible_aliases = ["customer", "lot"], value_name = "ID")]
+        id: Option<String>,
+        /// table, json or csv (--json means json).
+        #[arg(long, value_parser = ["table", "json", "csv"])]
+        format: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -469,6 +493,25 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Lots {
             action: ImportAction::Import { file },
         } => reference_import::<LotEvent>(cli, file, as_of),
+        Command::Customers {
+            action: ImportAction::Show { id, format },
+        } => show_reference(cli, "customers", id.as_deref(), format.as_deref(), as_of),
+        Command::Lots {
+            action: ImportAction::Show { id, format },
+        } => show_reference(cli, "lots", id.as_deref(), format.as_deref(), as_of),
+        Command::Sales {
+            period,
+            chip,
+            market,
+            format,
+        } => sales_listing(
+            cli,
+            period,
+            chip.as_deref(),
+            market.as_deref(),
+            format.as_deref(),
+            as_of,
+        ),
         Command::Import {
             file,
             dry_run,
@@ -845,6 +888,53 @@ fn holds(
         as_of,
         active,
         order_ref.as_deref(),
+    )?;
+    print_listing(cli, &listing, format)
+}
+
+fn show_reference(
+    cli: &Cli,
+    what: &str,
+    id: Option<&str>,
+    format: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let id = id
+        .map(|id| {
+            parse_identifier(id.trim()).map_err(|why| Error::BadInput(format!("'{id}' {why}")))
+        })
+        .transpose()?;
+    let ledger = Ledger::open(&cli.db)?;
+    let listing = if what == "customers" {
+        quotaledger::report::listings::customers(ledger.conn(), as_of, id.as_deref())?
+    } else {
+        quotaledger::report::listings::lots(ledger.conn(), ledger.settings(), as_of, id.as_deref())?
+    };
+    print_listing(cli, &listing, format)
+}
+
+fn sales_listing(
+    cli: &Cli,
+    period: &str,
+    chip: Option<&str>,
+    market: Option<&str>,
+    format: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    let period = parse_period(&ledger, period)?;
+    let chip = chip
+        .map(|c| parse_chip(c).map_err(|why| Error::BadInput(format!("--chip: {why}"))))
+        .transpose()?;
+    let market = market
+        .map(|m| parse_market(m).map_err(|why| Error::BadInput(format!("--market: {why}"))))
+        .transpose()?;
+    let listing = quotaledger::report::listings::sales(
+        ledger.conn(),
+        period,
+        as_of,
+        chip.as_deref(),
+        market.as_deref(),
     )?;
     print_listing(cli, &listing, format)
 }

@@ -240,3 +240,85 @@ fn holds_and_payments_are_listed_in_three_formats() {
         "{table}"
     );
 }
+
+#[test]
+fn customers_lots_and_sales_are_listed_in_their_state_on_the_as_of_date() {
+    let (_dir, db) = loaded_ledger();
+    for nightly in ["2026-01-26.csv", "2026-02-16.csv", "2026-03-17.csv"] {
+        let file = fixture(&format!("sales/{nightly}"));
+        run_ok(
+            qledger_at(&db, "2026-03-31", &["import", file.to_str().unwrap()]),
+            nightly,
+        );
+    }
+    let csv_of = |as_of: &str, args: &[&str]| {
+        let output = qledger_at(&db, as_of, &[args, &["--format", "csv"]].concat())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // C-GAMMA was revoked on 2026-03-16: approved the day before.
+    assert_eq!(
+        csv_of(
+            "2026-03-15",
+            &["customers", "show", "--customer", "C-GAMMA"]
+        ),
+        "customer_id,name,country,status,effective_date,kyc_expires_on,end_use_certificate\n\
+         C-GAMMA,Gamma Data Services Ltd.,CN,approved,2026-02-01,,\n"
+    );
+    assert_eq!(
+        csv_of(
+            "2026-03-16",
+            &["customers", "show", "--customer", "C-GAMMA"]
+        ),
+        "customer_id,name,country,status,effective_date,kyc_expires_on,end_use_certificate\n\
+         C-GAMMA,Gamma Data Services Ltd.,CN,revoked,2026-03-16,,\n"
+    );
+    // Before any customer was approved there is nothing to list.
+    assert_eq!(
+        csv_of("2025-12-31", &["customers", "show"]).lines().count(),
+        1
+    );
+    // L-H200-0001: 1,200 + 600 shipped, 100 returned; its pass of 5,000.
+    assert_eq!(
+        csv_of("2026-03-31", &["lots", "show", "--lot", "L-H200-0001"]),
+        "lot_id,chip,status,units_approved,units_shipped,units_held,lab,certificate_id,effective_date\n\
+         L-H200-0001,H200,pass,5000,1700,0,Independent Semiconductor Test Labs (Austin),ISTL-2026-0101,2026-01-22\n"
+    );
+    let output = qledger_at(
+        &db,
+        "2026-03-31",
+        &["--json", "sales", "--period", "2026-Q1", "--market", "JP"],
+    )
+    .output()
+    .unwrap();
+    let sales: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        sales,
+        serde_json::json!({"sales": [{"record_id": "JP-0001", "kind": "sale", "sale_date": "2026-03-17",
+            "chip": "H20", "market": "JP", "customer_id": null, "units": 250,
+            "unit_price_usd": "11800", "lot_id": null, "order_ref": null, "reverses": null,
+            "hold_seq": null, "drawn_units": null, "accepted_rules": null, "accepted_reason": null}]})
+    );
+    let table = qledger_at(
+        &db,
+        "2026-03-31",
+        &["sales", "--period", "2026-Q1", "--chip", "h200"],
+    )
+    .output()
+    .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("RT-0001") && table.contains("31250.5") && table.ends_with("10 items\n"),
+        "{table}"
+    );
+    let unknown = qledger_at(&db, "2026-03-31", &["lots", "show", "--lot", "L-NONE"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}

@@ -229,3 +229,176 @@ pub fn payments(conn: &Connection, as_of: NaiveDate, period: Option<Period>) -> 
         rows,
     })
 }
+
+/// Customers with an event on or before `as_of`, each in its state then
+/// (`approved` or `revoked`), in the order they were first recorded.
+pub fn customers(conn: &Connection, as_of: NaiveDate, only: Option<&str>) -> Result<Listing> {
+    let ids = first_recorded(conn, "customer_event", "customer_id", only)?;
+    let mut rows = Vec::new();
+    for id in ids {
+        let events = crate::records::customers::events_of(conn, &id)?;
+        let Some(state) = crate::records::customers::latest_on(&events, as_of) else {
+            continue;
+        };
+        rows.push(vec![
+            json!(state.customer_id),
+            json!(state.name),
+            json!(state.country),
+            json!(state.status.name()),
+            json!(format_date(state.effective_date)),
+            Value::Null,
+            Value::Null,
+        ]);
+    }
+    Ok(Listing {
+        name: "customers",
+        columns: &[
+            "customer_id",
+            "name",
+            "country",
+            "status",
+            "effective_date",
+            "kyc_expires_on",
+            "end_use_certificate",
+        ],
+        rows,
+    })
+}
+
+/// Lots with an event on or before `as_of`, each in its state then, with
+/// its units shipped (net) and held (active holds), in the order first
+/// recorded. Figures come from the rules' facts, as `check` sees them.
+pub fn lots(
+    conn: &Connection,
+    settings: &Settings,
+    as_of: NaiveDate,
+    only: Option<&str>,
+) -> Result<Listing> {
+    use crate::rules::Facts;
+    let mut facts = crate::rules::facts::LedgerFacts::new(conn, settings.clone(), as_of)?;
+    let ids = first_recorded(conn, "lot_event", "lot_id", only)?;
+    let mut rows = Vec::new();
+    for id in ids {
+        let events = crate::records::lots::events_of(conn, &id)?;
+        let Some(state) = crate::records::lots::state_from_events(&events, as_of) else {
+            continue;
+        };
+        let Some(latest) = &state.latest else {
+            continue; // no event on or before the as-of date
+        };
+        let committed = facts.lot_committed(&id)?;
+        rows.push(vec![
+            json!(id),
+            json!(state.chip),
+            json!(latest.result.name()),
+            json!(state.capacity_units),
+            json!(committed.shipped_net),
+            json!(committed.held),
+            json!(latest.lab),
+            json!(latest.certificate_id),
+            json!(format_date(latest.effective_date)),
+        ]);
+    }
+    Ok(Listing {
+        name: "lots",
+        columns: &[
+            "lot_id",
+            "chip",
+            "status",
+            "units_approved",
+            "units_shipped",
+            "units_held",
+            "lab",
+            "certificate_id",
+            "effective_date",
+        ],
+        rows,
+    })
+}
+
+/// The ids of `table`'s `column` in the order first recorded (one id when
+/// `only` names it; bad input if it was never recorded).
+fn first_recorded(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    only: Option<&str>,
+) -> Result<Vec<String>> {
+    let ids: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT {column} FROM {table} WHERE ?1 IS NULL OR {column} = ?1 \
+             GROUP BY {column} ORDER BY min(seq)"
+        ))?
+        .query_map([only], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if let (Some(only), true) = (only, ids.is_empty()) {
+        return Err(Error::BadInput(format!("{only} is not recorded ({table})")));
+    }
+    Ok(ids)
+}
+
+/// Every sale and return dated in `period` (on or before `as_of`), with
+/// its stored fields, money as exact decimal strings (SPEC §9).
+pub fn sales(
+    conn: &Connection,
+    period: Period,
+    as_of: NaiveDate,
+    chip: Option<&str>,
+    market: Option<&str>,
+) -> Result<Listing> {
+    let last = period.last_day().min(as_of);
+    let mut statement = conn.prepare_cached(
+        "SELECT record_id, kind, sale_date, chip, market, customer_id, units, unit_price_usd_e4, \
+                lot_id, order_ref, reverses, hold_seq, drawn_units, accepted_rules, accepted_reason \
+         FROM sale WHERE sale_date BETWEEN ?1 AND ?2 AND (?3 IS NULL OR chip = ?3) \
+         AND (?4 IS NULL OR market = ?4) ORDER BY seq",
+    )?;
+    let mut rows = Vec::new();
+    let mut cursor = statement.query((
+        format_date(period.first_day()),
+        format_date(last),
+        chip,
+        market,
+    ))?;
+    while let Some(row) = cursor.next()? {
+        let mut values = Vec::with_capacity(15);
+        for index in 0..15 {
+            let value = match row.get_ref(index)? {
+                rusqlite::types::ValueRef::Null => Value::Null,
+                rusqlite::types::ValueRef::Integer(n) if index == 7 => {
+                    json!(crate::money::Usd::from_e4(i128::from(n)).to_string())
+                }
+                rusqlite::types::ValueRef::Integer(n) => json!(n),
+                rusqlite::types::ValueRef::Text(text) => json!(String::from_utf8_lossy(text)),
+                _ => {
+                    return Err(Error::Integrity(
+                        "a sale holds a value of another type".into(),
+                    ))
+                }
+            };
+            values.push(value);
+        }
+        rows.push(values);
+    }
+    Ok(Listing {
+        name: "sales",
+        columns: &[
+            "record_id",
+            "kind",
+            "sale_date",
+            "chip",
+            "market",
+            "customer_id",
+            "units",
+            "unit_price_usd",
+            "lot_id",
+            "order_ref",
+            "reverses",
+            "hold_seq",
+            "drawn_units",
+            "accepted_rules",
+            "accepted_reason",
+        ],
+        rows,
+    })
+}
