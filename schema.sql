@@ -312,47 +312,102 @@ CREATE TRIGGER late_entry_no_delete BEFORE DELETE ON late_entry BEGIN SELECT RAI
 
 -- Views for auditors (open the file in any SQLite client).
 
--- Every entry of the chain, in order: which table holds it and its hash.
+-- Every entry of the chain, in order: which table holds it and its hash
+-- (lower-case hex, as `qledger digest` prints it).
 CREATE VIEW ledger_entries AS
-          SELECT seq, 'ledger_settings'    AS kind, hash FROM ledger_settings
-UNION ALL SELECT seq, 'policy_version'     AS kind, hash FROM policy_version
-UNION ALL SELECT seq, 'customer_event'     AS kind, hash FROM customer_event
-UNION ALL SELECT seq, 'lot_event'          AS kind, hash FROM lot_event
-UNION ALL SELECT seq, 'sale'               AS kind, hash FROM sale
-UNION ALL SELECT seq, 'hold'               AS kind, hash FROM hold
-UNION ALL SELECT seq, 'hold_release'       AS kind, hash FROM hold_release
-UNION ALL SELECT seq, 'remittance_payment' AS kind, hash FROM remittance_payment
-UNION ALL SELECT seq, 'period_close'       AS kind, hash FROM period_close
-UNION ALL SELECT seq, 'import_batch'       AS kind, hash FROM import_batch
-UNION ALL SELECT seq, 'payment_reversal'   AS kind, hash FROM payment_reversal
-UNION ALL SELECT seq, 'policy_withdrawal'  AS kind, hash FROM policy_withdrawal
-UNION ALL SELECT seq, 'late_entry'         AS kind, hash FROM late_entry
+          SELECT seq, 'ledger_settings'    AS kind, lower(hex(hash)) AS hash FROM ledger_settings
+UNION ALL SELECT seq, 'policy_version'     AS kind, lower(hex(hash)) AS hash FROM policy_version
+UNION ALL SELECT seq, 'customer_event'     AS kind, lower(hex(hash)) AS hash FROM customer_event
+UNION ALL SELECT seq, 'lot_event'          AS kind, lower(hex(hash)) AS hash FROM lot_event
+UNION ALL SELECT seq, 'sale'               AS kind, lower(hex(hash)) AS hash FROM sale
+UNION ALL SELECT seq, 'hold'               AS kind, lower(hex(hash)) AS hash FROM hold
+UNION ALL SELECT seq, 'hold_release'       AS kind, lower(hex(hash)) AS hash FROM hold_release
+UNION ALL SELECT seq, 'remittance_payment' AS kind, lower(hex(hash)) AS hash FROM remittance_payment
+UNION ALL SELECT seq, 'period_close'       AS kind, lower(hex(hash)) AS hash FROM period_close
+UNION ALL SELECT seq, 'import_batch'       AS kind, lower(hex(hash)) AS hash FROM import_batch
+UNION ALL SELECT seq, 'payment_reversal'   AS kind, lower(hex(hash)) AS hash FROM payment_reversal
+UNION ALL SELECT seq, 'policy_withdrawal'  AS kind, lower(hex(hash)) AS hash FROM policy_withdrawal
+UNION ALL SELECT seq, 'late_entry'         AS kind, lower(hex(hash)) AS hash FROM late_entry
 ORDER BY seq;
 
--- Each customer's state today (UTC): its latest event dated on or before today.
-CREATE VIEW customer_state_today AS
+-- The ledger's clock (SPEC 3.14): the as-of date of its latest write. No
+-- view reads the wall clock; the states below are on this date.
+CREATE VIEW ledger_clock AS
+SELECT max(d) AS as_of FROM (
+          SELECT (SELECT created_on   FROM ledger_settings    ORDER BY seq DESC LIMIT 1) AS d
+UNION ALL SELECT (SELECT imported_on  FROM import_batch       ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT reserved_on  FROM hold               ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT released_on  FROM hold_release       ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT recorded_on  FROM remittance_payment ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT closed_on    FROM period_close       ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT reversed_on  FROM payment_reversal   ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT withdrawn_on FROM policy_withdrawal  ORDER BY seq DESC LIMIT 1));
+
+-- Sales and returns with money as exact decimal dollars (4 decimals) and
+-- whether each was recorded late, after its period's close.
+CREATE VIEW sales AS
+SELECT s.seq, s.record_id, s.kind, s.sale_date, s.chip, s.market, s.customer_id, s.lot_id,
+       s.units, (s.unit_price_usd_e4 / 10000) || '.' || substr('0000' || (s.unit_price_usd_e4 % 10000), -4) AS unit_price_usd,
+       s.order_ref, s.reverses, s.hold_seq, s.drawn_units, s.accepted_rules, s.accepted_reason,
+       EXISTS (SELECT 1 FROM late_entry AS l WHERE l.sale_seq = s.seq) AS late
+FROM sale AS s;
+
+-- Holds in their state on the ledger's clock: units drawn, released and
+-- still held, and whether active (not released, not fully drawn, not
+-- expired, its period not closed).
+CREATE VIEW holds AS
+SELECT h.seq, h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, h.planned_date,
+       h.reserved_on, h.expires_on, x.drawn_units,
+       coalesce(r.released_units, 0) AS released_units,
+       CASE WHEN r.seq IS NULL AND x.drawn_units < h.units AND (SELECT as_of FROM ledger_clock) < h.expires_on
+                 AND NOT EXISTS (SELECT 1 FROM period_close AS c
+                                 WHERE c.period = CASE WHEN (SELECT period_kind FROM ledger_settings) = 'month'
+                                                       THEN substr(h.planned_date, 1, 7)
+                                                       ELSE substr(h.planned_date, 1, 4) || '-Q' || ((CAST(substr(h.planned_date, 6, 2) AS INTEGER) + 2) / 3) END)
+            THEN h.units - x.drawn_units ELSE 0 END AS held_units
+FROM hold AS h
+JOIN (SELECT h2.seq, (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h2.seq) AS drawn_units
+      FROM hold AS h2) AS x ON x.seq = h.seq
+LEFT JOIN hold_release AS r ON r.hold_seq = h.seq;
+
+-- Remittance payments with money as exact decimal dollars, and whether
+-- (and why) each was reversed.
+CREATE VIEW payments AS
+SELECT p.seq, p.period, p.reference,
+       (p.amount_usd_e4 / 10000) || '.' || substr('0000' || (p.amount_usd_e4 % 10000), -4) AS amount_usd,
+       p.paid_on, p.recorded_on, r.seq IS NOT NULL AS reversed, r.reason AS reversal_reason
+FROM remittance_payment AS p LEFT JOIN payment_reversal AS r ON r.payment_seq = p.seq;
+
+-- Period closes: the sealed figures (canonical JSON) and the head they name.
+CREATE VIEW period_closes AS
+SELECT seq, period, closed_on, head_entries, head_hash, figures FROM period_close;
+
+-- Every policy version, withdrawn ones marked with the withdrawal's reason.
+CREATE VIEW policy_history AS
+SELECT v.seq, v.chip, v.effective_from, v.restricted_allowed, v.cap_ratio, v.cap_window,
+       v.remittance_rate, v.lab_test_required, v.customer_approval_required, v.source,
+       w.seq IS NOT NULL AS withdrawn, w.reason AS withdrawal_reason
+FROM policy_version AS v LEFT JOIN policy_withdrawal AS w ON w.version_seq = v.seq;
+
+-- Each customer's state on the ledger's clock: its latest event dated on
+-- or before it.
+CREATE VIEW customer_state AS
 SELECT e.customer_id, e.name, e.country, e.status, e.effective_date, e.reference, e.seq
 FROM customer_event AS e
 WHERE e.effective_date = (
     SELECT max(x.effective_date) FROM customer_event AS x
-    WHERE x.customer_id = e.customer_id AND x.effective_date <= date('now'));
+    WHERE x.customer_id = e.customer_id AND x.effective_date <= (SELECT as_of FROM ledger_clock));
 
--- Each lot's state today (UTC): cleared iff its latest event is 'pass';
--- capacity is the units of its latest 'pass' event.
-CREATE VIEW lot_state_today AS
+-- Each lot's state on the ledger's clock: cleared iff its latest event is
+-- 'pass'; capacity is the units of its latest 'pass' event.
+CREATE VIEW lot_state AS
 SELECT e.lot_id, e.chip, e.result AS latest_result, e.effective_date AS latest_date,
        (e.result = 'pass') AS cleared,
        coalesce((SELECT p.units FROM lot_event AS p
-                 WHERE p.lot_id = e.lot_id AND p.result = 'pass' AND p.effective_date <= date('now')
+                 WHERE p.lot_id = e.lot_id AND p.result = 'pass'
+                   AND p.effective_date <= (SELECT as_of FROM ledger_clock)
                  ORDER BY p.effective_date DESC LIMIT 1), 0) AS capacity_units
 FROM lot_event AS e
 WHERE e.effective_date = (
     SELECT max(x.effective_date) FROM lot_event AS x
-    WHERE x.lot_id = e.lot_id AND x.effective_date <= date('now'));
-
--- The policy version in force today (UTC) for each chip.
-CREATE VIEW policy_in_force_today AS
-SELECT v.* FROM policy_version AS v
-WHERE v.effective_from = (
-    SELECT max(x.effective_from) FROM policy_version AS x
-    WHERE x.chip = v.chip AND x.effective_from <= date('now'));
+    WHERE x.lot_id = e.lot_id AND x.effective_date <= (SELECT as_of FROM ledger_clock));

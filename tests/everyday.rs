@@ -322,3 +322,76 @@ fn customers_lots_and_sales_are_listed_in_their_state_on_the_as_of_date() {
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn the_views_answer_an_auditors_questions_as_report_does() {
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    reserve_active_hold(&db, "PO-9", "4");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let one = |sql: &str| -> String {
+        conn.query_row(sql, [], |row| row.get::<_, rusqlite::types::Value>(0))
+            .map(|value| match value {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                rusqlite::types::Value::Null => "null".to_string(),
+                other => panic!("{other:?}"),
+            })
+            .unwrap()
+    };
+    // No view reads the wall clock.
+    assert_eq!(
+        one("SELECT count(*) FROM sqlite_master WHERE type = 'view' AND sql LIKE '%''now''%'"),
+        "0"
+    );
+    assert_eq!(one("SELECT as_of FROM ledger_clock"), "2026-02-16");
+    // The chain head, as digest prints it.
+    let head = one("SELECT seq || ':' || hash FROM ledger_entries ORDER BY seq DESC LIMIT 1");
+    assert_eq!(head, digest(&db));
+    // A period's China units, as report counts them (sales less returns).
+    let output = qledger_at(
+        &db,
+        "2026-02-16",
+        &["--json", "report", "--period", "2026-Q1"],
+    )
+    .output()
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let h200 = report["chips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chip"] == "H200")
+        .unwrap();
+    let restricted = one(
+        "SELECT sum(CASE kind WHEN 'sale' THEN units ELSE -units END) FROM sales \
+         WHERE chip = 'H200' AND market IN ('CN', 'HK', 'MO') AND sale_date BETWEEN '2026-01-01' AND '2026-03-31'",
+    );
+    assert_eq!(restricted, h200["restricted_units"].to_string());
+    // Holds with their state, as `holds` lists them.
+    assert_eq!(one("SELECT sum(held_units) FROM holds"), "4");
+    assert_eq!(
+        one("SELECT held_units FROM holds WHERE order_ref = 'PO-2'"),
+        "0"
+    );
+    // Payments with money as decimal dollars; a reversal marked.
+    assert_eq!(
+        one("SELECT amount_usd FROM payments WHERE reference = 'wire 1'"),
+        "100.0000"
+    );
+    assert_eq!(
+        one("SELECT reversal_reason FROM payments WHERE reference = 'wire 2'"),
+        "sent twice"
+    );
+    // The violations and why; the policy history with its withdrawal.
+    assert_eq!(
+        one("SELECT record_id || ': ' || accepted_rules || ' (' || accepted_reason || ')' FROM sales WHERE accepted_rules IS NOT NULL"),
+        "S-2: lot,policy (shipped before review)"
+    );
+    assert_eq!(
+        one("SELECT withdrawal_reason FROM policy_history WHERE withdrawn"),
+        "keyed by mistake"
+    );
+    assert_eq!(one("SELECT count(*) FROM sales WHERE late"), "1");
+    assert_eq!(one("SELECT period FROM period_closes"), "2025-Q4");
+}
