@@ -331,8 +331,12 @@ fn the_report_in_three_formats() {
         "{table}"
     );
     assert!(
-        table.contains("TOTAL") && table.contains("breach"),
-        "{table}"
+        table.contains("TOTAL") && table.contains("BREACH: over limit"),
+        "a breach stands out: {table}"
+    );
+    assert!(
+        table.contains("1,000"),
+        "units with thousands separators: {table}"
     );
     assert!(
         table.contains(&digest(&db)),

@@ -592,7 +592,7 @@ impl Report {
             "restricted revenue USD",
             "remittance due USD",
         ]);
-        let number = |value: Option<i64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let number = |value: Option<i64>| value.map_or_else(|| "-".to_string(), grouped_units);
         let (mut us, mut restricted, mut reserved, mut revenue) = (0i64, 0i64, 0i64, Usd::ZERO);
         for c in &self.chips {
             us += c.us_units;
@@ -603,25 +603,29 @@ impl Report {
                 .expect("within range");
             table.add_row([
                 c.chip.clone(),
-                c.us_units.to_string(),
-                c.restricted_units.to_string(),
-                c.reserved_units.to_string(),
+                grouped_units(c.us_units),
+                grouped_units(c.restricted_units),
+                grouped_units(c.reserved_units),
                 c.cap_ratio
                     .map_or_else(|| "-".to_string(), |r| r.to_string()),
                 c.cap_window
                     .map_or_else(|| "-".to_string(), |w| w.name().to_string()),
                 number(c.limit),
                 number(c.headroom),
-                c.status.name().to_string(),
+                // A breach must stand out to a reader scanning the table.
+                match c.status {
+                    Status::Breach => "BREACH: over limit".to_string(),
+                    other => other.name().to_string(),
+                },
                 grouped(c.restricted_revenue),
                 grouped(c.remittance_due),
             ]);
         }
         table.add_row([
             "TOTAL".to_string(),
-            us.to_string(),
-            restricted.to_string(),
-            reserved.to_string(),
+            grouped_units(us),
+            grouped_units(restricted),
+            grouped_units(reserved),
             String::new(),
             String::new(),
             String::new(),
@@ -651,16 +655,24 @@ impl Report {
                 "lab",
                 "units approved",
                 "units shipped",
+                "",
             ]);
             for l in &self.lots {
+                let over = l.units_shipped > l.units_approved;
                 lots.add_row([
                     l.lot_id.clone(),
                     l.chip.clone(),
                     l.certificate_id.clone(),
                     l.lab.clone(),
-                    l.units_approved.to_string(),
-                    l.units_shipped.to_string(),
+                    grouped_units(l.units_approved),
+                    grouped_units(l.units_shipped),
+                    if over { "OVER CAPACITY" } else { "" }.to_string(),
                 ]);
+            }
+            for column in [4, 5] {
+                if let Some(column) = lots.column_mut(column) {
+                    column.set_cell_alignment(CellAlignment::Right);
+                }
             }
             out.push_str(&format!("\nLots\n{lots}\n"));
         }
