@@ -122,6 +122,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a new ledger file (refuses an existing file).
+    #[command(
+        after_help = "Example:\n  qledger --db ledger.sqlite init --period quarter --restricted CN,HK,MO"
+    )]
     Init {
         /// Reporting period: month or quarter.
         #[arg(long, default_value = "quarter")]
@@ -146,6 +149,9 @@ enum Command {
         action: ImportAction,
     },
     /// Import a nightly sales file (atomic unless --partial).
+    #[command(
+        after_help = "Example:\n  qledger import sales-2026-02-16.csv\n  qledger import sales.csv --partial --rejects rejects.csv\n  qledger --as-of 2026-07-01 import found.csv --late --reason \"found in the Q2 audit\""
+    )]
     Import {
         /// The sales CSV file.
         file: PathBuf,
@@ -169,11 +175,17 @@ enum Command {
         reason: Option<String>,
     },
     /// May this order be booked? Runs every rule; never writes.
+    #[command(
+        after_help = "Example:\n  qledger check --chip H200 --market CN --units 100 --date 2026-06-10 --customer C-ALPHA --lot L-H200-0002"
+    )]
     Check {
         #[command(flatten)]
         request: RequestArgs,
     },
     /// Check and, if allowed, hold the headroom for an order.
+    #[command(
+        after_help = "Example:\n  qledger reserve --order PO-1 --chip H200 --market CN --units 100 --date 2026-06-10 --customer C-ALPHA --lot L-H200-0002 --ttl-days 14"
+    )]
     Reserve {
         /// The order reference the hold is for.
         #[arg(long = "order", value_name = "REF")]
@@ -185,12 +197,16 @@ enum Command {
         ttl_days: i64,
     },
     /// End an order's active hold early.
+    #[command(after_help = "Example:\n  qledger release --order PO-1")]
     Release {
         /// The order reference.
         #[arg(long = "order", value_name = "REF")]
         order_ref: String,
     },
     /// A period's figures: caps, remittance, lots, violations, imports.
+    #[command(
+        after_help = "Example:\n  qledger report --period 2026-Q1\n  qledger report --period 2026-Q1 --format csv > q1.csv\n  (periods: YYYY-Qn for a quarterly ledger, YYYY-MM for a monthly one)"
+    )]
     Report {
         /// Period id (YYYY-Qn or YYYY-MM, as the ledger's periods).
         #[arg(long)]
@@ -200,6 +216,9 @@ enum Command {
         format: Option<String>,
     },
     /// Record a remittance payment for a period (open or closed), or reverse one.
+    #[command(
+        after_help = "Example:\n  qledger remit --period 2026-Q1 --amount 34787593.75 --paid-on 2026-04-15 --reference WIRE-0415\n  qledger remit --reverse --period 2026-Q1 --reference WIRE-0415 --reason \"keyed for the wrong period\""
+    )]
     Remit {
         /// Period id.
         #[arg(long)]
@@ -225,12 +244,16 @@ enum Command {
         reason: Option<String>,
     },
     /// Seal a period that is over.
+    #[command(after_help = "Example:\n  qledger --as-of 2026-04-01 close --period 2026-Q1")]
     Close {
         /// Period id.
         #[arg(long)]
         period: String,
     },
     /// Prove the ledger: the chain, the schema, the derived tables, every sealed period.
+    #[command(
+        after_help = "Example:\n  qledger verify\n  qledger verify --checkpoint checkpoints/2026-04-01.json --trust <PUBKEY>"
+    )]
     Verify {
         /// A digest taken earlier (N:HEX, from `qledger digest`) the ledger must extend; repeatable.
         #[arg(long, value_name = "N:HEX")]
@@ -243,12 +266,16 @@ enum Command {
         trust: Vec<String>,
     },
     /// Write a new Ed25519 signing key for checkpoints (mode 0600; refuses an existing file).
+    #[command(after_help = "Example:\n  qledger keygen --out /etc/qledger/checkpoint.pem")]
     Keygen {
         /// Where to write the key (PKCS#8 PEM).
         #[arg(long, value_name = "KEYFILE")]
         out: PathBuf,
     },
     /// Verify the ledger, then print a signed statement of its head.
+    #[command(
+        after_help = "Example:\n  qledger checkpoint --key /etc/qledger/checkpoint.pem --out checkpoints/$(date -u +%F).json"
+    )]
     Checkpoint {
         /// The signing key (from `qledger keygen`).
         #[arg(long, value_name = "KEYFILE")]
@@ -258,8 +285,12 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Print the stored chain head: entry count and hash (verify proves it).
+    #[command(after_help = "Example:\n  qledger digest")]
     Digest,
     /// List holds: every one with a state on the as-of date, or the active ones.
+    #[command(
+        after_help = "Example:\n  qledger holds --active\n  qledger holds --order PO-1 --format json"
+    )]
     Holds {
         /// Only holds active on the as-of date.
         #[arg(long)]
@@ -272,6 +303,7 @@ enum Command {
         format: Option<String>,
     },
     /// List the sales and returns dated in a period.
+    #[command(after_help = "Example:\n  qledger sales --period 2026-Q1 --market CN --format csv")]
     Sales {
         /// The period.
         #[arg(long)]
@@ -287,6 +319,7 @@ enum Command {
         format: Option<String>,
     },
     /// List remittance payments and their reversals.
+    #[command(after_help = "Example:\n  qledger payments --period 2026-Q1")]
     Payments {
         /// Only this period's.
         #[arg(long)]
@@ -296,6 +329,9 @@ enum Command {
         format: Option<String>,
     },
     /// Print a shell completion script (bash, zsh or fish).
+    #[command(
+        after_help = "Example:\n  qledger completions bash > /etc/bash_completion.d/qledger"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,

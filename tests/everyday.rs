@@ -109,6 +109,31 @@ fn help_names_the_exit_codes_and_completions_are_printed_for_each_shell() {
         "{help}"
     );
     assert!(help.contains("Global options"), "{help}");
+    for command in [
+        "init",
+        "import",
+        "check",
+        "reserve",
+        "release",
+        "report",
+        "remit",
+        "close",
+        "verify",
+        "keygen",
+        "checkpoint",
+        "digest",
+        "holds",
+        "sales",
+        "payments",
+        "completions",
+    ] {
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Example:\n  qledger"), "{command}: {help}");
+    }
     for shell in ["bash", "zsh", "fish"] {
         let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
             .args(["completions", shell])
