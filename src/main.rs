@@ -57,6 +57,26 @@ fn write_out(text: &str) -> Result<(), Error> {
     }
 }
 
+/// The message without the operating system's error numbers (" (os error
+/// 28)"): they tell a compliance officer nothing the words do not.
+fn without_os_error_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(" (os error ") {
+        let after = &rest[start + " (os error ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..start]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..start + 1]);
+            rest = &rest[start + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Writes a line to stderr; an error there has nowhere to be told, so it
 /// is ignored rather than a panic.
 fn write_err(text: &str) {
@@ -437,7 +457,7 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(err) => {
-            write_err(&format!("qledger: {err}"));
+            write_err(&without_os_error_numbers(&format!("qledger: {err}")));
             err.exit_code() as u8
         }
     };

@@ -420,3 +420,51 @@ fn the_views_answer_an_auditors_questions_as_report_does() {
     assert_eq!(one("SELECT count(*) FROM sales WHERE late"), "1");
     assert_eq!(one("SELECT period FROM period_closes"), "2025-Q4");
 }
+
+#[test]
+fn file_level_problems_are_the_files_with_a_hint_and_no_error_numbers() {
+    let (dir, db) = loaded_ledger();
+    // A sales file given to `policy import`: refused as a file, with a hint.
+    let sales = fixture("sales/2026-01-26.csv");
+    let (code, summary, stderr) = run_json(&db, &["policy", "import", sales.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(summary["rejected"], 0, "a header is not a row: {summary}");
+    assert!(
+        stderr.contains("this looks like a sales file: import it with `qledger import`"),
+        "{stderr}"
+    );
+    let (_, text, _) = run(&db, &["policy", "import", sales.to_str().unwrap()]);
+    assert!(text.contains("not imported"), "{text}");
+    // An empty file is bad input about the file, not "1 rejected".
+    let empty = write_file(dir.path(), "empty.csv", "");
+    let (code, summary, _) = run_json(&db, &["import", empty.to_str().unwrap()]);
+    assert_eq!((code, summary["rejected"].as_i64()), (2, Some(0)));
+    // Messages in words, without the operating system's error numbers.
+    let (code, _, stderr) = run(
+        &db,
+        &["import", dir.path().join("missing.csv").to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("No such file or directory") && !stderr.contains("os error"),
+        "{stderr}"
+    );
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "policy",
+            "show",
+        ])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(
+        stderr.contains("No space left on device") && !stderr.contains("os error"),
+        "{stderr}"
+    );
+}

@@ -37,6 +37,8 @@ pub struct ImportSummary {
     pub accepted_violations: Option<u64>,
     /// `--dry-run`: nothing was written; the figures are what would be.
     pub dry_run: bool,
+    /// The file itself was refused (its header): no row was read.
+    pub file_level: bool,
 }
 
 /// `1 row`, `2 rows`.
@@ -54,7 +56,11 @@ impl ImportSummary {
     pub fn settle_problems(&mut self) {
         self.errors.sort_by_key(|problem| problem.line);
         let lines: BTreeSet<u64> = self.errors.iter().map(|p| p.line).collect();
-        self.rejected = lines.len() as u64;
+        self.rejected = if self.file_level {
+            0
+        } else {
+            lines.len() as u64
+        };
     }
 }
 
@@ -83,10 +89,60 @@ pub fn open_table(
                 errors: problems,
                 ..ImportSummary::default()
             };
+            // A header problem is about the file, not a row (SPEC §5).
+            summary.file_level = true;
             summary.settle_problems();
+            if let Some(hint) = another_kind(path, specs) {
+                summary
+                    .errors
+                    .insert(0, RowProblem::malformed(1, "header", hint));
+            }
             Err(Ok(Box::new(summary)))
         }
     }
+}
+
+/// When a file's header has every required column of another kind of
+/// file, which command imports it: a sales file given to `policy import`
+/// gets "this looks like a sales file".
+fn another_kind(path: &Path, specs: &[ColumnSpec]) -> Option<String> {
+    use std::io::{BufRead, Read};
+    let mut first = String::new();
+    let file = File::open(path).ok()?;
+    BufReader::new(file.take(1 << 16))
+        .read_line(&mut first)
+        .ok()?;
+    let names: Vec<String> = first
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(|name| name.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
+    let kinds: [(&[ColumnSpec], &str, &str); 4] = [
+        (crate::records::sales::COLUMNS, "sales", "qledger import"),
+        (
+            crate::records::policy::COLUMNS,
+            "policy",
+            "qledger policy import",
+        ),
+        (
+            crate::records::customers::COLUMNS,
+            "customers",
+            "qledger customers import",
+        ),
+        (crate::records::lots::COLUMNS, "lots", "qledger lots import"),
+    ];
+    kinds
+        .iter()
+        .filter(|(columns, _, _)| !std::ptr::eq(*columns, specs))
+        .find(|(columns, _, _)| {
+            columns
+                .iter()
+                .filter(|spec| spec.required)
+                .all(|spec| names.iter().any(|name| name == spec.name))
+        })
+        .map(|(_, kind, command)| {
+            format!("this looks like a {kind} file: import it with `{command}`")
+        })
 }
 
 /// Refuses an input that is not a regular file (SPEC §5): a FIFO would
@@ -345,6 +401,12 @@ impl ImportSummary {
 
     /// One human line: `FILE: N rows, N inserted, N duplicates, N rejected`.
     pub fn to_text(&self) -> String {
+        if self.file_level {
+            return format!(
+                "{}: not imported: the file itself was refused (see the problems above)",
+                self.file
+            );
+        }
         let inserted = if self.dry_run {
             "would insert"
         } else {

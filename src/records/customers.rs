@@ -46,7 +46,8 @@ pub struct CustomerEvent {
     pub reference: String,
 }
 
-const COLUMNS: &[ColumnSpec] = &[
+/// The file's columns (SPEC §4).
+pub const COLUMNS: &[ColumnSpec] = &[
     ColumnSpec {
         name: "customer_id",
         required: true,

@@ -61,7 +61,8 @@ pub struct LotEvent {
     pub effective_date: NaiveDate,
 }
 
-const COLUMNS: &[ColumnSpec] = &[
+/// The file's columns (SPEC §4).
+pub const COLUMNS: &[ColumnSpec] = &[
     ColumnSpec {
         name: "lot_id",
         required: true,

@@ -60,7 +60,8 @@ pub struct PolicyVersion {
     pub source: String,
 }
 
-const COLUMNS: &[ColumnSpec] = &[
+/// The file's columns (SPEC §4).
+pub const COLUMNS: &[ColumnSpec] = &[
     ColumnSpec {
         name: "chip",
         required: true,
