@@ -828,9 +828,12 @@ fn checkpoint_anchors(
     trusted: &[String],
 ) -> Result<Vec<Anchor>, Error> {
     let mut anchors = Vec::new();
+    if checkpoints.is_empty() {
+        return Ok(anchors);
+    }
+    let ledger_id = hex::encode(quotaledger::store::ledger::first_hash(db)?);
     for (path, checkpoint) in checkpoints {
         let anchor = checkpoint.check(path, trusted)?;
-        let ledger_id = hex::encode(quotaledger::store::ledger::first_hash(db)?);
         if !checkpoint.ledger_id.eq_ignore_ascii_case(&ledger_id) {
             return Err(Error::Integrity(format!(
                 "checkpoint {} is of another ledger (ledger_id {}, this one is {ledger_id})",

@@ -132,6 +132,11 @@ impl fmt::Display for Usd {
 pub struct Ratio(Decimal);
 
 impl Ratio {
+    /// Zero (the remittance rate of a row with no policy version in force).
+    pub fn zero() -> Ratio {
+        Ratio(Decimal::ZERO)
+    }
+
     /// Parses `^[0-9]+(\.[0-9]+)?$` within [0,1]; trailing zeros are
     /// dropped, and at most 18 significant decimals remain.
     pub fn parse(text: &str) -> Result<Ratio, String> {
@@ -287,6 +292,8 @@ mod tests {
         assert_eq!(Ratio::parse("1").unwrap().to_string(), "1");
         assert_eq!(Ratio::parse("1.000").unwrap().to_string(), "1");
         assert_eq!(Ratio::parse("0").unwrap().to_string(), "0");
+        assert_eq!(Ratio::zero(), Ratio::parse("0").unwrap());
+        assert_eq!(Ratio::zero().to_string(), "0");
         assert_eq!(Ratio::parse("00.25").unwrap().to_string(), "0.25");
         assert!(Ratio::parse("0.500000000000000000000000000000000").is_ok());
         for bad in ["1.0001", "2", "-0.5", ".5", "0.", "50%", "5e-1", "", "10"] {

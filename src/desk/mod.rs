@@ -141,8 +141,7 @@ fn judge(
     let kind = facts.settings().period_kind;
     let period = Period::of(kind, request.date);
     // SPEC §9: a check or reserve of a chip no policy names is bad input.
-    KnownChips::load(facts.conn())?
-        .check(request.chip.clone())
+    KnownChips::check_one(facts.conn(), &request.chip)?
         .map_err(|why| Error::BadInput(format!("--chip: {why}")))?;
     if facts.settings().market_group(&request.market) != MarketGroup::Restricted {
         // US and other markets are always allowed; report the figures.

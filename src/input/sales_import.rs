@@ -338,10 +338,7 @@ fn revenue(
     row: &SaleRow,
     sale_date: NaiveDate,
 ) -> Result<(Ratio, Usd)> {
-    let policy = facts.chip_policy(&row.chip)?;
-    let rate = policy
-        .in_force(sale_date)
-        .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate);
+    let rate = facts.chip_policy(&row.chip)?.rate_on(sale_date);
     let price = row.unit_price.expect("price known before applying");
     let amount = price
         .checked_mul_units(row.units as i128)

@@ -292,6 +292,19 @@ impl KnownChips {
         Ok(KnownChips(chips))
     }
 
+    /// Whether one chip is known, by one indexed lookup (the order desk asks
+    /// for one chip per request); the whole list is read only to name it in
+    /// the message when it is not.
+    pub fn check_one(conn: &Connection, chip: &str) -> Result<std::result::Result<(), String>> {
+        let known = conn
+            .prepare_cached("SELECT 1 FROM policy_version WHERE chip = ?1 LIMIT 1")?
+            .exists([chip])?;
+        if known {
+            return Ok(Ok(()));
+        }
+        Ok(KnownChips::load(conn)?.check(chip.to_string()).map(|_| ()))
+    }
+
     /// `chip` (upper-case) if known; else the message naming the known chips.
     pub fn check(&self, chip: String) -> std::result::Result<String, String> {
         if self.0.contains(&chip) {

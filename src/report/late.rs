@@ -65,9 +65,7 @@ pub fn late_rows(conn: &Connection, settings: &Settings, period: Period) -> Resu
             let versions = policy::versions_of(conn, &chip)?;
             policies.insert(chip.clone(), ChipPolicy { versions });
         }
-        let rate = policies[&chip]
-            .in_force(original)
-            .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate);
+        let rate = policies[&chip].rate_on(original);
         let sign = if kind == "return" { -1 } else { 1 };
         rows.push(LateRow {
             seq,

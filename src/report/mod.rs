@@ -129,16 +129,21 @@ pub fn cents_text(amount: Usd) -> String {
     }
 }
 
-/// Units with thousands separators (`12,500`, `-1,000`), for people.
-pub fn grouped_units(units: i64) -> String {
-    let digits = units.unsigned_abs().to_string();
-    let mut out = String::new();
+/// ASCII digits with a `,` between groups of three (`1234567` → `1,234,567`).
+fn group_thousands(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
         if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
     }
+    out
+}
+
+/// Units with thousands separators (`12,500`, `-1,000`), for people.
+pub fn grouped_units(units: i64) -> String {
+    let out = group_thousands(&units.unsigned_abs().to_string());
     if units < 0 {
         format!("-{out}")
     } else {
@@ -153,13 +158,7 @@ pub fn grouped(amount: Usd) -> String {
         .strip_prefix('-')
         .map_or(("", text.as_str()), |r| ("-", r));
     let (whole, fraction) = rest.split_once('.').unwrap_or((rest, ""));
-    let mut out = String::new();
-    for (index, digit) in whole.chars().enumerate() {
-        if index > 0 && (whole.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
+    let out = group_thousands(whole);
     if fraction.is_empty() {
         format!("{sign}{out}")
     } else {

@@ -41,6 +41,13 @@ impl ChipPolicy {
         after.checked_sub(1)
     }
 
+    /// The remittance rate in force on `date` (SPEC §3.7): that of the
+    /// version in force, or 0 with none (a recorded violation).
+    pub fn rate_on(&self, date: NaiveDate) -> crate::money::Ratio {
+        self.in_force(date)
+            .map_or_else(crate::money::Ratio::zero, |v| v.remittance_rate)
+    }
+
     /// The version in force on `date`: the latest with `effective_from <= date`.
     pub fn in_force(&self, date: NaiveDate) -> Option<&PolicyVersion> {
         self.index_on(date).map(|index| &self.versions[index])

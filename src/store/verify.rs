@@ -140,8 +140,7 @@ impl Context {
     fn rate_on(&self, chip: &str, date: chrono::NaiveDate) -> Ratio {
         self.policies
             .get(chip)
-            .and_then(|policy| policy.in_force(date))
-            .map_or_else(|| Ratio::parse("0").expect("zero"), |v| v.remittance_rate)
+            .map_or_else(Ratio::zero, |policy| policy.rate_on(date))
     }
 
     /// The sales import batch holding entry `seq`: (entries_from, entries_to, batch seq).
