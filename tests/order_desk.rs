@@ -944,3 +944,52 @@ fn check_and_reserve_of_an_unknown_chip_are_bad_input() {
     }
     assert_eq!(digest(&db), before);
 }
+
+#[test]
+fn two_sales_of_one_order_in_one_file_draw_the_same_on_both_import_paths() {
+    for careful in [false, true] {
+        let (dir, db) = desk();
+        let (code, answer) = reserve(&db, "2026-06-01", "PO-D", "10", &[]);
+        assert_eq!(code, 0, "{answer}");
+        // A malformed row sends the import down the careful path.
+        let bad = if careful {
+            "BAD,2026-06-10,H200,US,,0,1,,,,\n"
+        } else {
+            ""
+        };
+        let file = write_file(
+            dir.path(),
+            "two.csv",
+            &format!(
+                "{SALES}D1,2026-06-10,H200,CN,C-CN,4,10,L-BIG,PO-D,,\nD2,2026-06-10,H200,CN,C-CN,4,10,L-BIG,PO-D,,\n{bad}"
+            ),
+        );
+        let rejects = dir.path().join("rejects.csv");
+        let args = [
+            "import",
+            file.to_str().unwrap(),
+            "--partial",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ];
+        let (code, summary) = at(&db, "2026-06-10", &args);
+        assert_eq!(
+            (code, summary["inserted"].as_i64()),
+            (i32::from(careful), Some(2)),
+            "{summary}"
+        );
+        assert_eq!(drawn(&db, "D1").1, Some(4), "careful: {careful}");
+        assert_eq!(
+            drawn(&db, "D2").1,
+            Some(4),
+            "careful: {careful}: 6 units were still held"
+        );
+        assert_eq!(
+            check(&db, "2026-06-10", "1")["reserved_units"],
+            2,
+            "careful: {careful}"
+        );
+        let (code, _, stderr) = run(&db, &["verify"]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+}

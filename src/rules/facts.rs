@@ -711,7 +711,21 @@ impl Facts for LedgerFacts<'_> {
     }
 
     fn active_hold(&mut self, order_ref: &str) -> Result<Option<ActiveHold>> {
-        let Some(mut found) = active_hold_of_order(
+        // A hold this import looked up already: as it was found, plus what
+        // the import drew from it since. (Asking SQLite again would count
+        // those draws twice on the careful path, whose sales are in the
+        // same transaction, and not on the fast path, which reads its own
+        // snapshot.)
+        if let Some((hold, drawn_here)) = self
+            .draws
+            .values()
+            .find(|(hold, _)| hold.order_ref == order_ref)
+        {
+            let mut found = hold.clone();
+            found.drawn += drawn_here;
+            return Ok((found.remaining() > 0).then_some(found));
+        }
+        let Some(found) = active_hold_of_order(
             self.conn,
             &self.settings,
             &self.closed,
@@ -721,12 +735,7 @@ impl Facts for LedgerFacts<'_> {
         else {
             return Ok(None);
         };
-        // Units drawn from it earlier in this import.
-        let drawn_here = self.draws.get(&found.seq).map_or(0, |(_, drawn)| *drawn);
-        self.draws
-            .entry(found.seq)
-            .or_insert_with(|| (found.clone(), 0));
-        found.drawn += drawn_here;
+        self.draws.insert(found.seq, (found.clone(), 0));
         Ok((found.remaining() > 0).then_some(found))
     }
 }
