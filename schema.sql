@@ -1,4 +1,4 @@
--- qledger schema, version 3. The whole data model.
+-- qledger schema, version 4. The whole data model.
 --
 -- Every table below except those named derived_* is a LEDGER TABLE: one row
 -- per appended entry. All ledger tables share ONE global, gap-free sequence
@@ -13,7 +13,7 @@
 -- dates are TEXT 'YYYY-MM-DD', booleans INTEGER 0/1. Nothing is REAL.
 
 PRAGMA application_id = 1363953490; -- 0x514C4752, 'QLGR'
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 
 -- Entry 1: the ledger's settings, fixed at init.
 CREATE TABLE ledger_settings (
@@ -38,6 +38,8 @@ CREATE TABLE policy_version (
     customer_approval_required  INTEGER NOT NULL CHECK (customer_approval_required IN (0, 1)),
     source                      TEXT    NOT NULL,
     hash                        BLOB    NOT NULL,
+    us_supply_attestation_required INTEGER CHECK (us_supply_attestation_required IN (0, 1)), -- NULL before schema 4: false
+    end_use_certificate_required   INTEGER CHECK (end_use_certificate_required IN (0, 1)),   -- NULL before schema 4: false
     -- Not UNIQUE (chip, effective_from): a withdrawn version may be
     -- recorded again for its date (SPEC 3.1); the import checks the rest.
     CHECK ((cap_ratio IS NULL) = (cap_window IS NULL))
@@ -53,6 +55,8 @@ CREATE TABLE customer_event (
     effective_date  TEXT    NOT NULL,
     reference       TEXT    NOT NULL,              -- may be ''
     hash            BLOB    NOT NULL,
+    kyc_expires_on  TEXT,                          -- approval lapses on this date (schema 4); NULL: none
+    end_use_certificate TEXT,                      -- no-military-end-use certificate (schema 4); NULL: none
     UNIQUE (customer_id, effective_date)
 ) STRICT;
 
@@ -156,7 +160,7 @@ CREATE TABLE period_close (
 -- which bytes, and which entries it produced.
 CREATE TABLE import_batch (
     seq             INTEGER PRIMARY KEY,
-    file_kind       TEXT    NOT NULL CHECK (file_kind IN ('sales', 'policy', 'customers', 'lots')),
+    file_kind       TEXT    NOT NULL CHECK (file_kind IN ('sales', 'policy', 'customers', 'lots', 'supply', 'screening')),
     file_name       TEXT    NOT NULL,
     file_sha256     TEXT    NOT NULL,
     row_count       INTEGER NOT NULL,
@@ -204,6 +208,57 @@ CREATE TABLE late_entry (
     close_seq       INTEGER NOT NULL,              -- the period_close entry
     reason          TEXT    NOT NULL,
     hash            BLOB    NOT NULL
+) STRICT;
+
+-- US-supply attestations (SPEC 3.10): US inventory and open US orders of
+-- one chip for one period, attested on a date by a named officer.
+CREATE TABLE supply_attestation (
+    seq                   INTEGER PRIMARY KEY,
+    chip                  TEXT    NOT NULL,
+    period                TEXT    NOT NULL,
+    us_inventory_units    INTEGER NOT NULL CHECK (us_inventory_units BETWEEN 0 AND 1000000000),
+    us_open_orders_units  INTEGER NOT NULL CHECK (us_open_orders_units BETWEEN 0 AND 1000000000),
+    attested_on           TEXT    NOT NULL,
+    attested_by           TEXT    NOT NULL,
+    reference             TEXT    NOT NULL,        -- may be ''
+    hash                  BLOB    NOT NULL,
+    UNIQUE (chip, period, attested_on)
+) STRICT;
+
+-- Restricted-party list snapshots (SPEC 3.11): the rows of each snapshot,
+-- as written, then one screening_snapshot entry that puts the snapshot in
+-- force from its date until the next one.
+CREATE TABLE screening_entry (
+    seq             INTEGER PRIMARY KEY,
+    effective_from  TEXT    NOT NULL,              -- the snapshot it belongs to
+    list            TEXT    NOT NULL,
+    entry_id        TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    alt_names       TEXT    NOT NULL,              -- ';'-separated, may be ''
+    country         TEXT    NOT NULL,              -- two letters or ''
+    hash            BLOB    NOT NULL,
+    UNIQUE (effective_from, list, entry_id)
+) STRICT;
+CREATE TABLE screening_snapshot (
+    seq             INTEGER PRIMARY KEY,
+    effective_from  TEXT    NOT NULL UNIQUE,
+    row_count       INTEGER NOT NULL CHECK (row_count >= 0),
+    hash            BLOB    NOT NULL
+) STRICT;
+
+-- A compliance officer's documented false-positive decision: this
+-- customer is not this list entry (SPEC 3.11).
+CREATE TABLE screening_clearance (
+    seq             INTEGER PRIMARY KEY,
+    customer_id     TEXT    NOT NULL,
+    list            TEXT    NOT NULL,
+    entry_id        TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    cleared_on      TEXT    NOT NULL,              -- the as-of date of the clearance
+    hash            BLOB    NOT NULL,
+    actor           TEXT,
+    recorded_at     TEXT,
+    UNIQUE (customer_id, list, entry_id)
 ) STRICT;
 
 -- Lookup indexes for the rules. Sales carry only the UNIQUE(record_id)
@@ -275,6 +330,16 @@ CREATE TABLE derived_held_units (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX derived_held_units_by_lot ON derived_held_units (lot_id, expires_on) WHERE lot_id <> '';
 
+-- Screening names: every name and alt name of every snapshot row,
+-- normalised as SPEC 3.11 says (N(s)), so a hit is one indexed lookup.
+CREATE TABLE derived_screening_names (
+    effective_from        TEXT    NOT NULL,
+    name_key              TEXT    NOT NULL,        -- N(name), never ''
+    entry_seq             INTEGER NOT NULL,        -- the screening_entry
+    listed_name           TEXT    NOT NULL,        -- the name or alt name as written
+    PRIMARY KEY (effective_from, name_key, entry_seq, listed_name)
+) STRICT, WITHOUT ROWID;
+
 -- Which periods each sales import batch inserted entries dated in.
 CREATE TABLE derived_batch_periods (
     batch_seq             INTEGER NOT NULL,
@@ -309,6 +374,14 @@ CREATE TRIGGER policy_withdrawal_no_update BEFORE UPDATE ON policy_withdrawal BE
 CREATE TRIGGER policy_withdrawal_no_delete BEFORE DELETE ON policy_withdrawal BEGIN SELECT RAISE(ABORT, 'policy_withdrawal is append-only: corrections are new entries'); END;
 CREATE TRIGGER late_entry_no_update BEFORE UPDATE ON late_entry BEGIN SELECT RAISE(ABORT, 'late_entry is append-only: corrections are new entries'); END;
 CREATE TRIGGER late_entry_no_delete BEFORE DELETE ON late_entry BEGIN SELECT RAISE(ABORT, 'late_entry is append-only: corrections are new entries'); END;
+CREATE TRIGGER supply_attestation_no_update BEFORE UPDATE ON supply_attestation BEGIN SELECT RAISE(ABORT, 'supply_attestation is append-only: corrections are new entries'); END;
+CREATE TRIGGER supply_attestation_no_delete BEFORE DELETE ON supply_attestation BEGIN SELECT RAISE(ABORT, 'supply_attestation is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_entry_no_update BEFORE UPDATE ON screening_entry BEGIN SELECT RAISE(ABORT, 'screening_entry is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_entry_no_delete BEFORE DELETE ON screening_entry BEGIN SELECT RAISE(ABORT, 'screening_entry is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_snapshot_no_update BEFORE UPDATE ON screening_snapshot BEGIN SELECT RAISE(ABORT, 'screening_snapshot is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_snapshot_no_delete BEFORE DELETE ON screening_snapshot BEGIN SELECT RAISE(ABORT, 'screening_snapshot is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_clearance_no_update BEFORE UPDATE ON screening_clearance BEGIN SELECT RAISE(ABORT, 'screening_clearance is append-only: corrections are new entries'); END;
+CREATE TRIGGER screening_clearance_no_delete BEFORE DELETE ON screening_clearance BEGIN SELECT RAISE(ABORT, 'screening_clearance is append-only: corrections are new entries'); END;
 
 -- Views for auditors (open the file in any SQLite client).
 
@@ -328,6 +401,10 @@ UNION ALL SELECT seq, 'import_batch'       AS kind, lower(hex(hash)) AS hash FRO
 UNION ALL SELECT seq, 'payment_reversal'   AS kind, lower(hex(hash)) AS hash FROM payment_reversal
 UNION ALL SELECT seq, 'policy_withdrawal'  AS kind, lower(hex(hash)) AS hash FROM policy_withdrawal
 UNION ALL SELECT seq, 'late_entry'         AS kind, lower(hex(hash)) AS hash FROM late_entry
+UNION ALL SELECT seq, 'supply_attestation' AS kind, lower(hex(hash)) AS hash FROM supply_attestation
+UNION ALL SELECT seq, 'screening_entry'    AS kind, lower(hex(hash)) AS hash FROM screening_entry
+UNION ALL SELECT seq, 'screening_snapshot' AS kind, lower(hex(hash)) AS hash FROM screening_snapshot
+UNION ALL SELECT seq, 'screening_clearance' AS kind, lower(hex(hash)) AS hash FROM screening_clearance
 ORDER BY seq;
 
 -- The ledger's clock (SPEC 3.14): the as-of date of its latest write. No
@@ -341,7 +418,8 @@ UNION ALL SELECT (SELECT released_on  FROM hold_release       ORDER BY seq DESC 
 UNION ALL SELECT (SELECT recorded_on  FROM remittance_payment ORDER BY seq DESC LIMIT 1)
 UNION ALL SELECT (SELECT closed_on    FROM period_close       ORDER BY seq DESC LIMIT 1)
 UNION ALL SELECT (SELECT reversed_on  FROM payment_reversal   ORDER BY seq DESC LIMIT 1)
-UNION ALL SELECT (SELECT withdrawn_on FROM policy_withdrawal  ORDER BY seq DESC LIMIT 1));
+UNION ALL SELECT (SELECT withdrawn_on FROM policy_withdrawal  ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT cleared_on   FROM screening_clearance ORDER BY seq DESC LIMIT 1));
 
 -- Sales and returns with money as exact decimal dollars (4 decimals) and
 -- whether each was recorded late, after its period's close.
@@ -386,13 +464,16 @@ SELECT seq, period, closed_on, head_entries, head_hash, figures FROM period_clos
 CREATE VIEW policy_history AS
 SELECT v.seq, v.chip, v.effective_from, v.restricted_allowed, v.cap_ratio, v.cap_window,
        v.remittance_rate, v.lab_test_required, v.customer_approval_required, v.source,
+       coalesce(v.us_supply_attestation_required, 0) AS us_supply_attestation_required,
+       coalesce(v.end_use_certificate_required, 0) AS end_use_certificate_required,
        w.seq IS NOT NULL AS withdrawn, w.reason AS withdrawal_reason
 FROM policy_version AS v LEFT JOIN policy_withdrawal AS w ON w.version_seq = v.seq;
 
 -- Each customer's state on the ledger's clock: its latest event dated on
 -- or before it.
 CREATE VIEW customer_state AS
-SELECT e.customer_id, e.name, e.country, e.status, e.effective_date, e.reference, e.seq
+SELECT e.customer_id, e.name, e.country, e.status, e.effective_date, e.reference,
+       e.kyc_expires_on, e.end_use_certificate, e.seq
 FROM customer_event AS e
 WHERE e.effective_date = (
     SELECT max(x.effective_date) FROM customer_event AS x

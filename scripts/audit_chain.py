@@ -13,8 +13,9 @@ of this ledger, and that the recomputed chain has its head at its entry.
 Encoding (README, "Canonical encoding"): for entry n in table T, the
 netstrings of the decimal seq, the table name, then each column of
 COLUMNS[T] in that order (INTEGER as decimal ASCII, TEXT as UTF-8, NULL as
-the two bytes "~,"), then for each column of ACTOR_COLUMNS[T] that is not
-NULL, the netstring of its name followed by the netstring of its value.
+the two bytes "~,"), then for each column of TRAILING[T] (columns added by
+later schema versions, then actor and recorded_at) that is not NULL, the
+netstring of its name followed by the netstring of its value.
 hash_n = SHA-256(hash_{n-1} || bytes), hash_0 = 32 zero bytes.
 """
 import base64
@@ -45,10 +46,21 @@ COLUMNS = {
     "payment_reversal": ["payment_seq", "period", "reference", "reason", "reversed_on"],
     "policy_withdrawal": ["version_seq", "chip", "effective_from", "reason", "withdrawn_on"],
     "late_entry": ["sale_seq", "period", "close_seq", "reason"],
+    "supply_attestation": ["chip", "period", "us_inventory_units", "us_open_orders_units",
+                           "attested_on", "attested_by", "reference"],
+    "screening_entry": ["effective_from", "list", "entry_id", "name", "alt_names", "country"],
+    "screening_snapshot": ["effective_from", "row_count"],
+    "screening_clearance": ["customer_id", "list", "entry_id", "reason", "cleared_on"],
+}
+# Columns added to a kind by a later schema version (NULL in older entries).
+ADDED = {
+    "policy_version": ["us_supply_attestation_required", "end_use_certificate_required"],
+    "customer_event": ["kyc_expires_on", "end_use_certificate"],
 }
 WITH_ACTOR = {"hold", "hold_release", "remittance_payment", "period_close", "import_batch",
-              "payment_reversal", "policy_withdrawal"}
-ACTOR_COLUMNS = {table: (["actor", "recorded_at"] if table in WITH_ACTOR else []) for table in COLUMNS}
+              "payment_reversal", "policy_withdrawal", "screening_clearance"}
+TRAILING = {table: ADDED.get(table, []) + (["actor", "recorded_at"] if table in WITH_ACTOR else [])
+            for table in COLUMNS}
 # The fixed DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410).
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
@@ -71,7 +83,7 @@ def check_columns(conn) -> str:
     """The first table whose columns differ from the lists above, or ''."""
     for table, columns in COLUMNS.items():
         found = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-        expected = ["seq"] + columns + ["hash"] + ACTOR_COLUMNS[table]
+        expected = ["seq"] + columns + ["hash"] + TRAILING[table]
         if found != expected:
             return f"{table} has columns {found}, expected {expected}"
     return ""
@@ -81,7 +93,7 @@ def chain(conn):
     """Every entry's recomputed hash, in order; raises at the first fault."""
     entries = []
     for table, columns in COLUMNS.items():
-        actor = ACTOR_COLUMNS[table]
+        actor = TRAILING[table]
         listed = ", ".join(["seq"] + columns + ["hash"] + actor)
         for row in conn.execute(f"SELECT {listed} FROM {table}"):
             seq, values = row[0], row[1:1 + len(columns)]

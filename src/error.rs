@@ -19,6 +19,10 @@ pub enum Rule {
     Order,
     /// A return that cannot be matched to its sale.
     Return,
+    /// No sufficient US-supply attestation where the policy requires one.
+    Supply,
+    /// The customer is on a restricted-party list (an uncleared hit).
+    Screening,
 }
 
 impl Rule {
@@ -32,6 +36,8 @@ impl Rule {
             Rule::Closed => "closed",
             Rule::Order => "order",
             Rule::Return => "return",
+            Rule::Supply => "supply",
+            Rule::Screening => "screening",
         }
     }
 }

@@ -6,10 +6,12 @@ use quotaledger::desk::Request;
 use quotaledger::input::reference_import::{import_reference, ImportSummary, ReferenceRow};
 use quotaledger::input::sales_import::{import_sales, Progress, SalesImportOptions};
 use quotaledger::input::values::{parse_chip, parse_identifier, parse_market, parse_units};
+use quotaledger::period::format_date;
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::records::customers::CustomerEvent;
 use quotaledger::records::lots::LotEvent;
 use quotaledger::records::policy::{versions_for_show, PolicyVersion};
+use quotaledger::records::supply::SupplyAttestation;
 use quotaledger::report::payments::Remitted;
 use quotaledger::store::checkpoint::Checkpoint;
 use quotaledger::store::ledger::{parse_digest, Ledger, Settings};
@@ -167,6 +169,16 @@ enum Command {
     Lots {
         #[command(subcommand)]
         action: ImportAction,
+    },
+    /// US-supply attestations (US supply first).
+    Supply {
+        #[command(subcommand)]
+        action: SupplyAction,
+    },
+    /// Restricted-party screening: list snapshots, clearances, the daily check.
+    Screening {
+        #[command(subcommand)]
+        action: ScreeningAction,
     },
     /// Import a nightly sales file (atomic unless --partial).
     #[command(
@@ -429,6 +441,50 @@ enum PolicyAction {
 }
 
 #[derive(Subcommand)]
+enum SupplyAction {
+    /// Import US-supply attestations from a CSV file.
+    #[command(after_help = "Example:\n  qledger supply import supply.csv")]
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ScreeningAction {
+    /// Import a full snapshot of a restricted-party list, in force from --effective.
+    #[command(
+        after_help = "Example:\n  qledger screening import csl-2026-03-02.csv --effective 2026-03-02"
+    )]
+    Import {
+        file: PathBuf,
+        /// First day the snapshot is in force (default: the as-of date; never after it).
+        #[arg(long, value_name = "DATE")]
+        effective: Option<String>,
+    },
+    /// Record that a customer is not a listed party (a false positive), with a reason.
+    #[command(
+        after_help = "Example:\n  qledger screening clear --customer CUST-7 --list \"Entity List\" --entry EL-1234 --reason \"different company: see case 2026-88\""
+    )]
+    Clear {
+        /// The customer.
+        #[arg(long)]
+        customer: String,
+        /// The list (as in the snapshot).
+        #[arg(long)]
+        list: String,
+        /// The entry id (as in the snapshot).
+        #[arg(long)]
+        entry: String,
+        /// Why it is a false positive.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List approved customers that are hits or potential matches; exit 1 on an uncleared hit.
+    #[command(
+        after_help = "Example:\n  qledger screening check || mail -s 'screening hit' compliance@example.com"
+    )]
+    Check,
+}
+
+#[derive(Subcommand)]
 enum ImportAction {
     /// Import events from a CSV file.
     Import { file: PathBuf },
@@ -549,6 +605,24 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Lots {
             action: ImportAction::Import { file },
         } => reference_import::<LotEvent>(cli, file, as_of),
+        Command::Supply {
+            action: SupplyAction::Import { file },
+        } => reference_import::<SupplyAttestation>(cli, file, as_of),
+        Command::Screening {
+            action: ScreeningAction::Import { file, effective },
+        } => screening_import(cli, file, effective.as_deref(), as_of),
+        Command::Screening {
+            action:
+                ScreeningAction::Clear {
+                    customer,
+                    list,
+                    entry,
+                    reason,
+                },
+        } => screening_clear(cli, customer, list, entry, reason, as_of),
+        Command::Screening {
+            action: ScreeningAction::Check,
+        } => screening_check(cli, as_of),
         Command::Customers {
             action: ImportAction::Show { id, format },
         } => show_reference(cli, "customers", id.as_deref(), format.as_deref(), as_of),
@@ -1101,6 +1175,126 @@ fn reference_import<T: ReferenceRow>(
     report_import(cli, &summary, 2)
 }
 
+fn screening_import(
+    cli: &Cli,
+    file: &Path,
+    effective: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let effective = effective
+        .map(|text| {
+            parse_date(text.trim()).map_err(|why| Error::BadInput(format!("--effective: {why}")))
+        })
+        .transpose()?;
+    let mut ledger = open_for_write(cli, as_of)?;
+    let label = file.display().to_string();
+    let summary = quotaledger::records::screening::import_snapshot(
+        &mut ledger,
+        file,
+        &label,
+        effective,
+        as_of,
+    )?;
+    report_import(cli, &summary, 2)
+}
+
+fn screening_clear(
+    cli: &Cli,
+    customer: &str,
+    list: &str,
+    entry: &str,
+    reason: &str,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    if reason.trim().is_empty() {
+        return Err(Error::BadInput(
+            "--reason must say why this is a false positive".to_string(),
+        ));
+    }
+    let mut ledger = open_for_write(cli, as_of)?;
+    let clearance = quotaledger::records::screening::clear(
+        &mut ledger,
+        customer.trim(),
+        list.trim(),
+        entry.trim(),
+        reason.trim(),
+        as_of,
+    )?;
+    if cli.json {
+        print_json(&json!({
+            "customer_id": clearance.customer_id,
+            "list": clearance.list,
+            "entry_id": clearance.entry_id,
+            "reason": clearance.reason,
+            "already_cleared": clearance.already_cleared,
+        }))?;
+    } else if clearance.already_cleared {
+        outln!(
+            "{} was already cleared for {} entry {} ({})",
+            clearance.customer_id,
+            clearance.list,
+            clearance.entry_id,
+            clearance.reason
+        );
+    } else {
+        outln!(
+            "cleared {} for {} entry {}: {}",
+            clearance.customer_id,
+            clearance.list,
+            clearance.entry_id,
+            clearance.reason
+        );
+    }
+    Ok(0)
+}
+
+fn screening_check(cli: &Cli, as_of: NaiveDate) -> Result<u8, Error> {
+    let ledger = Ledger::open(&cli.db)?;
+    let answer = quotaledger::report::screening::screening_check(ledger.conn(), as_of)?;
+    let code = if answer.has_uncleared_hit() { 1 } else { 0 };
+    if cli.json {
+        print_json(&answer.to_json())?;
+        return Ok(code);
+    }
+    let mut text = String::new();
+    for hit in &answer.hits {
+        text.push_str(&format!(
+            "{} {}: {} ({}) matches {} entry {} ('{}')\n",
+            if hit.cleared { "cleared hit" } else { "HIT" },
+            format_date(as_of),
+            hit.customer_id,
+            hit.name,
+            hit.list,
+            hit.entry_id,
+            hit.listed_name
+        ));
+    }
+    for m in &answer.potential {
+        text.push_str(&format!(
+            "potential match {}: {} ({}) resembles {} entry {} ('{}'); review it\n",
+            format_date(as_of),
+            m.customer_id,
+            m.name,
+            m.list,
+            m.entry_id,
+            m.listed_name
+        ));
+    }
+    text.push_str(&format!(
+        "{} on {}, {} uncleared; {}\n",
+        quotaledger::input::reference_import::plural(answer.hits.len() as u64, "hit", "hits"),
+        format_date(as_of),
+        answer.hits.iter().filter(|hit| !hit.cleared).count(),
+        quotaledger::input::reference_import::plural(
+            answer.potential.len() as u64,
+            "potential match",
+            "potential matches"
+        ),
+    ));
+    write_out(&text)?;
+    Ok(code)
+}
+
 fn sales_import(
     cli: &Cli,
     file: &Path,
@@ -1226,6 +1420,8 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
                     "lab_test_required": v.lab_test_required,
                     "customer_approval_required": v.customer_approval_required,
                     "source": v.source,
+                    "us_supply_attestation_required": v.us_supply_attestation_required,
+                    "end_use_certificate_required": v.end_use_certificate_required,
                     "withdrawn": withdrawn,
                 })
             })
@@ -1250,6 +1446,8 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
         "lab_test_required",
         "customer_approval_required",
         "source",
+        "us_supply_attestation_required",
+        "end_use_certificate_required",
         "withdrawn",
     ]);
     for (v, withdrawn) in &versions {
@@ -1264,6 +1462,8 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
             v.lab_test_required.to_string(),
             v.customer_approval_required.to_string(),
             v.source.clone(),
+            v.us_supply_attestation_required.to_string(),
+            v.end_use_certificate_required.to_string(),
             withdrawn.to_string(),
         ]);
     }

@@ -117,7 +117,7 @@ fn digest_is_stable_across_reads_and_grows_with_writes() {
     let (code, summary, _) = run_json(&db, &["customers", "import", customers.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(summary["inserted"], 0);
-    assert_eq!(summary["duplicates"], 6);
+    assert_eq!(summary["duplicates"], 7);
     assert_eq!(digest(&db), first);
 
     let more = write_file(
@@ -151,7 +151,9 @@ fn policy_show_lists_versions_with_csv_field_names() {
             "chip": "H200", "effective_from": "2026-01-15", "restricted_allowed": true,
             "cap_ratio": "0.5", "cap_window": "period", "remittance_rate": "0.25",
             "lab_test_required": true, "customer_approval_required": true,
-            "source": h200["source"].as_str().unwrap(), "withdrawn": false,
+            "source": h200["source"].as_str().unwrap(),
+            "us_supply_attestation_required": true, "end_use_certificate_required": true,
+            "withdrawn": false,
         })
     );
     assert!(!h200["source"].as_str().unwrap().is_empty());
@@ -269,7 +271,7 @@ fn a_version_1_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, quotaledger::store::ledger::SCHEMA_VERSION);
     drop(conn);
     assert_eq!((digest(&db), held_rows(&db)), before);
     // A version it does not know is still refused.
@@ -393,7 +395,7 @@ fn a_version_2_ledger_is_upgraded_in_place_with_its_chain_unchanged() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, quotaledger::store::ledger::SCHEMA_VERSION);
     // The schema is now exactly the embedded one.
     use quotaledger::store::schema::{embedded, fold, objects_of};
     let folded = |objects: Vec<quotaledger::store::schema::SchemaObject>| {

@@ -314,7 +314,8 @@ fn the_report_in_three_formats() {
         capped,
         &serde_json::json!({"chip": "CAPPED", "us_units": 1000, "restricted_units": 600, "reserved_units": 0,
             "cap_ratio": "0.5", "cap_window": "period", "limit": 500, "headroom": -100, "status": "breach",
-            "restricted_revenue_usd": "740740500", "remittance_due_usd": "185185125.00"})
+            "restricted_revenue_usd": "740740500", "remittance_due_usd": "185185125.00",
+            "supply": null})
     );
     assert_eq!(
         json["ledger"]["entries"].as_i64().unwrap().to_string()

@@ -13,7 +13,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-/// Most data rows a reference file (policy, customers, lots) may hold.
+/// Most data rows a reference file (policy, customers, lots, supply,
+/// screening) may hold.
 pub const REFERENCE_ROWS_MAX: u64 = 1_000_000;
 
 /// The outcome of one import, as SPEC §5 shapes it.
@@ -117,7 +118,7 @@ fn another_kind(path: &Path, specs: &[ColumnSpec]) -> Option<String> {
         .split(',')
         .map(|name| name.trim().trim_matches('"').to_ascii_lowercase())
         .collect();
-    let kinds: [(&[ColumnSpec], &str, &str); 4] = [
+    let kinds: [(&[ColumnSpec], &str, &str); 6] = [
         (crate::records::sales::COLUMNS, "sales", "qledger import"),
         (
             crate::records::policy::COLUMNS,
@@ -130,6 +131,16 @@ fn another_kind(path: &Path, specs: &[ColumnSpec]) -> Option<String> {
             "qledger customers import",
         ),
         (crate::records::lots::COLUMNS, "lots", "qledger lots import"),
+        (
+            crate::records::supply::COLUMNS,
+            "supply",
+            "qledger supply import",
+        ),
+        (
+            crate::records::screening::COLUMNS,
+            "screening list",
+            "qledger screening import",
+        ),
     ];
     kinds
         .iter()
@@ -289,11 +300,13 @@ pub trait ReferenceRow: Clone + PartialEq + Sized {
         conn: &rusqlite::Connection,
         identity: &(String, NaiveDate),
     ) -> Result<Option<Self>>;
-    /// The rules beyond identity; returns a problem (column, message) if broken.
+    /// The rules beyond identity, on the import's as-of date; returns a
+    /// problem (column, message) if broken.
     fn check(
         &self,
         conn: &rusqlite::Connection,
         context: &mut Self::Context,
+        as_of: NaiveDate,
     ) -> Result<Option<(&'static str, String)>>;
     /// The entry's column values, in `KIND.columns` order.
     fn values(&self) -> Vec<Value>;
@@ -349,7 +362,7 @@ pub fn import_reference<T: ReferenceRow>(
                 }
                 continue;
             }
-            if let Some((column, message)) = row.check(appender.conn(), &mut context)? {
+            if let Some((column, message)) = row.check(appender.conn(), &mut context, as_of)? {
                 summary
                     .errors
                     .push(RowProblem::malformed(line, column, message));

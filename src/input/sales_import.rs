@@ -123,6 +123,8 @@ fn rule_column(rule: Rule) -> &'static str {
         Rule::Cap => "units",
         Rule::Order => "order_ref",
         Rule::Return => "reverses",
+        Rule::Supply => "sale_date",
+        Rule::Screening => "customer_id",
     }
 }
 
@@ -141,8 +143,13 @@ fn acceptance(refusals: &[(Rule, String)], accept_reason: Option<&str>) -> Accep
     if refusals.is_empty() {
         return Acceptance::Clean;
     }
-    let acceptable =
-        |rule: Rule| matches!(rule, Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap);
+    // `screening` is never accepted (SPEC §3.11), nor `closed`, `order`, `return`.
+    let acceptable = |rule: Rule| {
+        matches!(
+            rule,
+            Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap | Rule::Supply
+        )
+    };
     if accept_reason.is_none() || !refusals.iter().all(|(rule, _)| acceptable(*rule)) {
         return Acceptance::Refused;
     }

@@ -104,6 +104,15 @@ pub fn parse_units(text: &str) -> Result<i64, String> {
     Ok(units)
 }
 
+/// A count of units that may be zero (an attestation's inventory or open
+/// orders): ASCII digits, 0 to 1,000,000,000.
+pub fn parse_count(text: &str) -> Result<i64, String> {
+    if text == "0" || (!text.is_empty() && text.bytes().all(|b| b == b'0')) {
+        return Ok(0);
+    }
+    parse_units(text).map_err(|why| why.replace("units must be at least", "at least"))
+}
+
 /// A boolean: `true`/`false`/`yes`/`no`/`1`/`0`, case-insensitive.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {

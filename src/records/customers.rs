@@ -44,6 +44,11 @@ pub struct CustomerEvent {
     pub effective_date: NaiveDate,
     /// Licence or case reference (may be empty).
     pub reference: String,
+    /// An approval lapses on this date (KYC review due), if set.
+    pub kyc_expires_on: Option<NaiveDate>,
+    /// The reference of the signed no-military-end-use certificate, if any
+    /// (an empty field is none).
+    pub end_use_certificate: Option<String>,
 }
 
 /// The file's columns (SPEC §4).
@@ -72,23 +77,38 @@ pub const COLUMNS: &[ColumnSpec] = &[
         name: "reference",
         required: true,
     },
+    ColumnSpec {
+        name: "kyc_expires_on",
+        required: false,
+    },
+    ColumnSpec {
+        name: "end_use_certificate",
+        required: false,
+    },
 ];
 
-const SELECT_COLUMNS: &str = "customer_id, name, country, status, effective_date, reference";
+const SELECT_COLUMNS: &str =
+    "customer_id, name, country, status, effective_date, reference, kyc_expires_on, end_use_certificate";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; 6]> {
-    Ok([
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ])
+type Stored = ([String; 6], Option<String>, Option<String>);
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok((
+        [
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+        ],
+        row.get(6)?,
+        row.get(7)?,
+    ))
 }
 
-fn from_stored(stored: [String; 6]) -> Result<CustomerEvent> {
-    let [customer_id, name, country, status, date, reference] = stored;
+fn from_stored(stored: Stored) -> Result<CustomerEvent> {
+    let ([customer_id, name, country, status, date, reference], kyc, certificate) = stored;
     let corrupt = |what: String| {
         Error::Integrity(format!(
             "stored event of customer {customer_id} is corrupt: {what}"
@@ -101,6 +121,12 @@ fn from_stored(stored: [String; 6]) -> Result<CustomerEvent> {
             other => return Err(corrupt(format!("status '{other}'"))),
         },
         effective_date: parse_date(&date).map_err(corrupt)?,
+        kyc_expires_on: kyc
+            .as_deref()
+            .map(parse_date)
+            .transpose()
+            .map_err(corrupt)?,
+        end_use_certificate: certificate,
         customer_id,
         name,
         country,
@@ -154,6 +180,38 @@ impl ReferenceRow for CustomerEvent {
         );
         let effective_date = check(problems, line, "effective_date", parse_date(row.get(4)));
         let reference = check(problems, line, "reference", parse_text(row.get(5), false));
+        let kyc_expires_on = match row.get(6) {
+            "" => Some(None),
+            text => check(problems, line, "kyc_expires_on", parse_date(text)).map(Some),
+        };
+        let end_use_certificate = check(
+            problems,
+            line,
+            "end_use_certificate",
+            parse_text(row.get(7), false),
+        )
+        .map(|text| Some(text).filter(|text| !text.is_empty()));
+        if let (Some(Some(expires)), Some(date), Some(status)) =
+            (kyc_expires_on, effective_date, status)
+        {
+            if status != "approved" {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "kyc_expires_on",
+                    "is for approved events only (a revocation does not lapse)",
+                ));
+            } else if expires <= date {
+                problems.push(RowProblem::malformed(
+                    line,
+                    "kyc_expires_on",
+                    format!(
+                        "{} is not after effective_date {} (a KYC review lapses after it is approved)",
+                        format_date(expires),
+                        format_date(date)
+                    ),
+                ));
+            }
+        }
         Some(CustomerEvent {
             customer_id: customer_id?,
             name: name?,
@@ -165,6 +223,8 @@ impl ReferenceRow for CustomerEvent {
             },
             effective_date: effective_date?,
             reference: reference?,
+            kyc_expires_on: kyc_expires_on?,
+            end_use_certificate: end_use_certificate?,
         })
     }
 
@@ -186,6 +246,7 @@ impl ReferenceRow for CustomerEvent {
         &self,
         _conn: &Connection,
         _context: &mut (),
+        _as_of: NaiveDate,
     ) -> Result<Option<(&'static str, String)>> {
         Ok(None)
     }
@@ -198,6 +259,11 @@ impl ReferenceRow for CustomerEvent {
             Value::Text(self.status.name().to_string()),
             Value::Text(format_date(self.effective_date)),
             Value::Text(self.reference.clone()),
+            self.kyc_expires_on
+                .map_or(Value::Null, |date| Value::Text(format_date(date))),
+            self.end_use_certificate
+                .clone()
+                .map_or(Value::Null, Value::Text),
         ]
     }
 }

@@ -242,6 +242,7 @@ impl ReferenceRow for LotEvent {
         &self,
         conn: &Connection,
         chips_in_file: &mut HashMap<String, String>,
+        _as_of: NaiveDate,
     ) -> Result<Option<(&'static str, String)>> {
         let fixed = match first_chip(conn, &self.lot_id)? {
             Some(chip) => Some(chip),

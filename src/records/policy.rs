@@ -58,6 +58,11 @@ pub struct PolicyVersion {
     pub customer_approval_required: bool,
     /// Citation.
     pub source: String,
+    /// Restricted rows need a sufficient US-supply attestation (SPEC §3.10).
+    pub us_supply_attestation_required: bool,
+    /// The customer's approval must carry a no-military-end-use
+    /// certificate (SPEC §3.2; only where approval is required).
+    pub end_use_certificate_required: bool,
 }
 
 /// The file's columns (SPEC §4).
@@ -98,6 +103,14 @@ pub const COLUMNS: &[ColumnSpec] = &[
         name: "source",
         required: true,
     },
+    ColumnSpec {
+        name: "us_supply_attestation_required",
+        required: false,
+    },
+    ColumnSpec {
+        name: "end_use_certificate_required",
+        required: false,
+    },
 ];
 
 /// A policy_version row as stored.
@@ -111,10 +124,13 @@ type StoredVersion = (
     bool,
     bool,
     String,
+    Option<bool>,
+    Option<bool>,
 );
 
 const SELECT_COLUMNS: &str = "chip, effective_from, restricted_allowed, cap_ratio, cap_window, \
-     remittance_rate, lab_test_required, customer_approval_required, source";
+     remittance_rate, lab_test_required, customer_approval_required, source, \
+     us_supply_attestation_required, end_use_certificate_required";
 
 /// The condition that leaves out withdrawn versions (SPEC §3.1): every rule
 /// and report reads versions through it.
@@ -133,13 +149,16 @@ impl PolicyVersion {
             row.get(6)?,
             row.get(7)?,
             row.get(8)?,
+            row.get(9)?,
+            row.get(10)?,
         ))
     }
 
     /// Rebuilds a version from stored text, checking it re-parses (an
     /// invariant on read: anything else means the file was tampered with).
     fn from_stored(stored: StoredVersion) -> Result<PolicyVersion> {
-        let (chip, from, allowed, ratio, window, rate, lab, approval, source) = stored;
+        let (chip, from, allowed, ratio, window, rate, lab, approval, source, supply, certificate) =
+            stored;
         let corrupt = |what: String| {
             Error::Integrity(format!(
                 "stored policy version of {chip} is corrupt: {what}"
@@ -167,6 +186,9 @@ impl PolicyVersion {
             lab_test_required: lab,
             customer_approval_required: approval,
             source,
+            // NULL: a version recorded before schema 4, when neither existed.
+            us_supply_attestation_required: supply.unwrap_or(false),
+            end_use_certificate_required: certificate.unwrap_or(false),
         })
     }
 }
@@ -190,7 +212,7 @@ pub fn versions_for_show(conn: &Connection) -> Result<Vec<(PolicyVersion, bool)>
     ))?;
     let stored = statement
         .query_map([], |row| {
-            Ok((PolicyVersion::from_row(row)?, row.get::<_, bool>(9)?))
+            Ok((PolicyVersion::from_row(row)?, row.get::<_, bool>(11)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     stored
@@ -451,6 +473,16 @@ impl ReferenceRow for PolicyVersion {
             parse_bool(row.get(7)),
         );
         let source = check(problems, line, "source", parse_text(row.get(8), true));
+        let optional_flag = |index: usize, column: &str, problems: &mut Vec<RowProblem>| {
+            let text = row.get(index);
+            if text.is_empty() {
+                Some(false) // absent column or empty field: the default
+            } else {
+                check(problems, line, column, parse_bool(text))
+            }
+        };
+        let supply = optional_flag(9, "us_supply_attestation_required", problems);
+        let certificate = optional_flag(10, "end_use_certificate_required", problems);
         Some(PolicyVersion {
             chip: chip?,
             effective_from: effective_from?,
@@ -460,6 +492,8 @@ impl ReferenceRow for PolicyVersion {
             lab_test_required: lab?,
             customer_approval_required: approval?,
             source: source?,
+            us_supply_attestation_required: supply?,
+            end_use_certificate_required: certificate?,
         })
     }
 
@@ -482,6 +516,7 @@ impl ReferenceRow for PolicyVersion {
         &self,
         conn: &Connection,
         context: &mut PolicyContext,
+        _as_of: NaiveDate,
     ) -> Result<Option<(&'static str, String)>> {
         if let Some(last) = last_activity_date(conn, &self.chip)? {
             if self.effective_from <= last {
@@ -527,6 +562,8 @@ impl ReferenceRow for PolicyVersion {
             Value::Integer(self.lab_test_required as i64),
             Value::Integer(self.customer_approval_required as i64),
             Value::Text(self.source.clone()),
+            Value::Integer(self.us_supply_attestation_required as i64),
+            Value::Integer(self.end_use_certificate_required as i64),
         ]
     }
 }

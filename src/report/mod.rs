@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub mod late;
 pub mod listings;
 pub mod payments;
+pub mod screening;
 
 pub use crate::rules::Status;
 
@@ -96,6 +97,10 @@ pub struct ImportFigures {
 /// A period report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Per chip: the latest US-supply attestation of the period attested on
+    /// or before the reference date (SPEC §5 `supply`). Read live, never
+    /// sealed: attestations of a closed period cannot be added.
+    pub supply: BTreeMap<String, crate::records::supply::SupplyAttestation>,
     /// The period.
     pub period: Period,
     /// Whether it is closed.
@@ -254,6 +259,7 @@ fn compute_as(
     }
     let paid = payments::paid_usd(conn, &period_id)?;
     Ok(Report {
+        supply: supply_by_chip(conn, &figures, period, reference)?,
         period,
         closed,
         as_of,
@@ -266,6 +272,25 @@ fn compute_as(
         imports: imports(conn, &period_id, before_close)?,
         late: None,
     })
+}
+
+/// The `supply` of each chip: its latest attestation for `period` attested
+/// on or before `reference`.
+fn supply_by_chip(
+    conn: &Connection,
+    chips: &[ChipFigures],
+    period: Period,
+    reference: NaiveDate,
+) -> Result<BTreeMap<String, crate::records::supply::SupplyAttestation>> {
+    use crate::records::supply;
+    let mut found = BTreeMap::new();
+    for chip in chips {
+        let all = supply::all_of(conn, &chip.chip, period)?;
+        if let Some(latest) = supply::latest_on(&all, reference) {
+            found.insert(chip.chip.clone(), latest.clone());
+        }
+    }
+    Ok(found)
 }
 
 /// Takes the late rows' units and restricted amounts out of the period's.
@@ -490,7 +515,11 @@ impl Report {
             "closed": self.closed,
             "as_of": format_date(self.as_of),
             "ledger": {"entries": self.head.entries, "head": self.head.hash_hex()},
-            "chips": self.chips_json(),
+            "chips": self.chips_json().into_iter().map(|mut chip| {
+                let name = chip["chip"].as_str().unwrap_or_default().to_string();
+                chip["supply"] = self.supply.get(&name).map_or(serde_json::Value::Null, |a| a.to_json());
+                chip
+            }).collect::<Vec<_>>(),
             "remittance": {
                 "due_usd": self.due.to_cents_string(),
                 "paid_usd": self.paid.to_string(),
@@ -746,6 +775,7 @@ fn sealed_report(
         .checked_add(late.remittance_due)
         .ok_or_else(|| Error::Integrity("remittance total out of range".to_string()))?;
     Ok(Report {
+        supply: supply_by_chip(conn, &sealed.chips, period, reference_date(period, as_of))?,
         period,
         closed: true,
         as_of,

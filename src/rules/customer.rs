@@ -1,4 +1,6 @@
-//! Rule `customer` (SPEC §3.2): an approved customer in the restricted group.
+//! Rule `customer` (SPEC §3.2): an approved customer in the restricted
+//! group, whose KYC review has not lapsed and, where the policy asks, who
+//! certified no military end use.
 
 use super::{Facts, Refusal, Shipment};
 use crate::error::{Result, Rule};
@@ -7,7 +9,9 @@ use crate::records::customers::CustomerStatus;
 use crate::records::policy::PolicyVersion;
 
 /// Rule `customer` (SPEC §3.2): where the policy requires approval, a
-/// named customer approved on the date, in the restricted group.
+/// named customer approved on the date (its KYC review not lapsed), in the
+/// restricted group, with a no-military-end-use certificate where the
+/// policy requires one.
 pub fn rule_customer(
     facts: &mut dyn Facts,
     shipment: &Shipment<'_>,
@@ -32,16 +36,39 @@ pub fn rule_customer(
             "customer {customer_id}'s approval was revoked on {}",
             format_date(event.effective_date)
         ),
+        Some(event)
+            if event
+                .kyc_expires_on
+                .is_some_and(|lapse| lapse <= shipment.date) =>
+        {
+            format!(
+                "customer {customer_id} is not approved on {day}: its KYC review expired on {} \
+                 (approved {}; a renewed approval is a new event)",
+                format_date(event.kyc_expires_on.unwrap_or(shipment.date)),
+                format_date(event.effective_date)
+            )
+        }
         Some(event) => {
             let restricted = &facts.settings().restricted_markets;
-            if restricted.contains(&event.country) {
+            if !restricted.contains(&event.country) {
+                format!(
+                    "customer {customer_id} is approved in {}, which is not in the restricted group ({})",
+                    event.country,
+                    restricted.join(",")
+                )
+            } else if version.is_some_and(|v| v.end_use_certificate_required)
+                && event.end_use_certificate.is_none()
+            {
+                format!(
+                    "customer {customer_id} has no no-military-end-use certificate on its approval of {} \
+                     ({} requires one from {})",
+                    format_date(event.effective_date),
+                    shipment.chip,
+                    version.map_or(day.clone(), |v| format_date(v.effective_from))
+                )
+            } else {
                 return Ok(None);
             }
-            format!(
-                "customer {customer_id} is approved in {}, which is not in the restricted group ({})",
-                event.country,
-                restricted.join(",")
-            )
         }
     };
     Ok(Some((Rule::Customer, why)))

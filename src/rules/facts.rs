@@ -9,6 +9,8 @@ use crate::period::{format_date, parse_date, Period};
 use crate::records::customers::{self, CustomerEvent};
 use crate::records::lots::{self, LotEvent, LotState};
 use crate::records::policy;
+use crate::records::screening::{self, Hit};
+use crate::records::supply::{self, SupplyAttestation};
 use crate::rules::{
     hold_is_active, hold_remaining_units, ActiveHold, ChipPolicy, Facts, LotCommitted, Window,
     WindowUnits,
@@ -80,6 +82,19 @@ pub struct LedgerFacts<'conn> {
     lot_held: HashMap<String, i64>,
     /// chip -> windows asked for so far, with their current units.
     windows: HashMap<String, Vec<(Window, WindowUnits)>>,
+    /// Reference facts of the newer rules (supply, screening).
+    screening: ScreeningFacts,
+}
+
+/// Supply attestations and screening hits looked up so far.
+#[derive(Default, Clone)]
+struct ScreeningFacts {
+    /// (chip, period) -> its attestations, oldest first.
+    supply: HashMap<(String, Period), Rc<Vec<SupplyAttestation>>>,
+    /// Dates of the recorded snapshots, oldest first (read once).
+    snapshots: Option<Vec<NaiveDate>>,
+    /// (customer, snapshot, name) -> hits.
+    hits: HashMap<(String, NaiveDate, String), Rc<[Hit]>>,
 }
 
 /// What a `LedgerFacts` looked up, kept for the next one while the ledger
@@ -93,6 +108,7 @@ pub struct FactsCache {
     lot_shipped: HashMap<String, i64>,
     lot_held: HashMap<String, i64>,
     windows: HashMap<String, Vec<(Window, WindowUnits)>>,
+    screening: ScreeningFacts,
 }
 
 impl<'conn> LedgerFacts<'conn> {
@@ -131,6 +147,7 @@ impl<'conn> LedgerFacts<'conn> {
             draws: HashMap::new(),
             lot_held: cache.lot_held,
             windows: cache.windows,
+            screening: cache.screening,
         })
     }
 
@@ -149,6 +166,7 @@ impl<'conn> LedgerFacts<'conn> {
             lot_shipped: self.lot_shipped,
             lot_held: self.lot_held,
             windows: self.windows,
+            screening: self.screening,
         }
     }
 
@@ -737,5 +755,41 @@ impl Facts for LedgerFacts<'_> {
         };
         self.draws.insert(found.seq, (found.clone(), 0));
         Ok((found.remaining() > 0).then_some(found))
+    }
+
+    fn supply_on(&mut self, chip: &str, date: NaiveDate) -> Result<Option<Rc<SupplyAttestation>>> {
+        let period = Period::of(self.settings.period_kind, date);
+        let key = (chip.to_string(), period);
+        if !self.screening.supply.contains_key(&key) {
+            let all = supply::all_of(self.conn, chip, period)?;
+            self.screening.supply.insert(key.clone(), Rc::new(all));
+        }
+        Ok(supply::latest_on(&self.screening.supply[&key], date).map(|a| Rc::new(a.clone())))
+    }
+
+    fn screening_hits(&mut self, customer_id: &str, date: NaiveDate) -> Result<Rc<[Hit]>> {
+        if self.screening.snapshots.is_none() {
+            self.screening.snapshots = Some(screening::snapshot_dates(self.conn)?);
+        }
+        let snapshots = self.screening.snapshots.as_deref().unwrap_or_default();
+        let after = snapshots.partition_point(|from| *from <= date);
+        let Some(snapshot) = after.checked_sub(1).map(|index| snapshots[index]) else {
+            return Ok(Rc::from(Vec::new())); // before the first snapshot nobody is listed
+        };
+        let Some(event) = self.customer_on(customer_id, date)? else {
+            return Ok(Rc::from(Vec::new())); // no name on the date
+        };
+        let key = (customer_id.to_string(), snapshot, event.name);
+        if let Some(hits) = self.screening.hits.get(&key) {
+            return Ok(Rc::clone(hits));
+        }
+        let hits: Rc<[Hit]> = Rc::from(screening::hits_of(
+            self.conn,
+            customer_id,
+            &key.2,
+            snapshot,
+        )?);
+        self.screening.hits.insert(key, Rc::clone(&hits));
+        Ok(hits)
     }
 }

@@ -1,6 +1,7 @@
 //! THE rules module (SPEC §3): one file per rule family, one named
 //! function per rule (`rule_policy`, `rule_customer`, `rule_lot`,
-//! `rule_cap`, `rule_closed`, `rule_order`), composed by
+//! `rule_cap`, `rule_closed`, `rule_order`, `rule_supply`,
+//! `rule_screening`), composed by
 //! `judge_restricted`. The nightly import, `check`, `reserve` and the report
 //! all call these; what the rules need to know about the ledger comes
 //! through `Facts` (`facts::LedgerFacts` over SQLite).
@@ -12,6 +13,8 @@ pub mod facts;
 pub mod lot;
 pub mod order;
 pub mod policy;
+pub mod screening;
+pub mod supply;
 
 pub use cap::{
     cap_limit, cap_status, figures_on, rule_cap, rule_cap_on_us_return, CapFigures, Status, Window,
@@ -22,11 +25,15 @@ pub use customer::rule_customer;
 pub use lot::{rule_lot, LotCommitted};
 pub use order::{hold_is_active, hold_remaining_units, is_retry_of, rule_order, ActiveHold};
 pub use policy::{rule_policy, ChipPolicy};
+pub use screening::rule_screening;
+pub use supply::rule_supply;
 
 use crate::error::{Result, Rule};
 use crate::period::Period;
 use crate::records::customers::CustomerEvent;
 use crate::records::lots::LotState;
+use crate::records::screening::Hit;
+use crate::records::supply::SupplyAttestation;
 use crate::store::ledger::Settings;
 use chrono::NaiveDate;
 use std::rc::Rc;
@@ -50,6 +57,12 @@ pub trait Facts {
     fn window_units(&mut self, chip: &str, window: Window) -> Result<WindowUnits>;
     /// The active hold of `order_ref`, if any.
     fn active_hold(&mut self, order_ref: &str) -> Result<Option<ActiveHold>>;
+    /// The latest US-supply attestation of `chip` for the period of `date`
+    /// attested on or before `date` (SPEC §3.10).
+    fn supply_on(&mut self, chip: &str, date: NaiveDate) -> Result<Option<Rc<SupplyAttestation>>>;
+    /// The screening hits of the customer's name on `date` in the snapshot
+    /// in force then, with whether each is cleared (SPEC §3.11).
+    fn screening_hits(&mut self, customer_id: &str, date: NaiveDate) -> Result<Rc<[Hit]>>;
 }
 
 /// A restricted-market shipment to judge: a sale, or a planned one (hold/check).
@@ -98,7 +111,7 @@ pub type Refusal = (Rule, String);
 pub type Draw = (ActiveHold, i64);
 
 /// Judges a restricted-market shipment: every rule a restricted sale on
-/// its date would face (SPEC §3.1–3.4, §3.6, §3.8), each one function
+/// its date would face (SPEC §3.1–3.4, §3.6, §3.8, §3.10, §3.11), each one function
 /// below, named after its rule. All failures are listed, not just the first.
 pub fn judge_restricted(
     facts: &mut dyn Facts,
@@ -113,6 +126,8 @@ pub fn judge_restricted(
     let (order_refusal, draw) = rule_order(facts, shipment, purpose)?;
     refusals.extend(order_refusal);
     refusals.extend(rule_customer(facts, shipment, version)?);
+    refusals.extend(rule_screening(facts, shipment)?);
+    refusals.extend(rule_supply(facts, shipment, version)?);
     refusals.extend(rule_lot(facts, shipment, version, draw.as_ref())?);
     let figures = figures_on(facts, shipment.chip, shipment.date)?;
     let drawn_units = draw.as_ref().map_or(0, |(_, drawn)| *drawn);
@@ -148,6 +163,8 @@ mod tests {
             lab_test_required: false,
             customer_approval_required: false,
             source: "test".into(),
+            us_supply_attestation_required: false,
+            end_use_certificate_required: false,
         }
     }
 

@@ -26,6 +26,7 @@ pub const AS_OF_COLUMNS: &[(&str, &str)] = &[
     ("period_close", "closed_on"),
     ("payment_reversal", "reversed_on"),
     ("policy_withdrawal", "withdrawn_on"),
+    ("screening_clearance", "cleared_on"),
 ];
 
 /// Today's date: `QLEDGER_TODAY` if set, else today's UTC date.

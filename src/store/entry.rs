@@ -18,13 +18,35 @@ pub struct EntryKind {
     pub table: &'static str,
     /// Columns between `seq` and `hash`, in hashing order.
     pub columns: &'static [&'static str],
+    /// Columns added to the kind by a later schema version (after `hash`,
+    /// before the actor columns), in hashing order. Entries written before
+    /// have them NULL. They are hashed after `columns`, each as the
+    /// netstring of its name followed by the netstring of its value, and
+    /// only when not NULL: older entries keep their canonical bytes, and the
+    /// chain is unchanged.
+    pub added: &'static [&'static str],
     /// Whether the entry records who made it and when (`actor`,
-    /// `recorded_at`, after `hash`; SPEC §7): columns added in schema
-    /// version 3, so entries written before it have none. They are hashed
-    /// after the columns above, each as the netstring of its name followed
-    /// by the netstring of its value, and only when not NULL: older entries
-    /// keep their canonical bytes, and the chain is unchanged.
+    /// `recorded_at`, last; SPEC §7): columns added in schema version 3,
+    /// hashed like `added`, after them.
     pub records_actor: bool,
+}
+
+impl EntryKind {
+    /// The columns after `hash`, in hashing order: `added`, then the actor
+    /// columns when the kind records them.
+    pub fn trailing(&self) -> impl Iterator<Item = &'static str> {
+        let actor: &'static [&'static str] = if self.records_actor {
+            &ACTOR_COLUMNS
+        } else {
+            &[]
+        };
+        self.added.iter().chain(actor).copied()
+    }
+
+    /// How many columns follow `hash`.
+    pub fn trailing_count(&self) -> usize {
+        self.added.len() + if self.records_actor { 2 } else { 0 }
+    }
 }
 
 /// The columns of an entry kind that records its actor, in hashing order.
@@ -39,6 +61,7 @@ pub const LEDGER_SETTINGS: EntryKind = EntryKind {
         "restricted_markets",
         "created_on",
     ],
+    added: &[],
     records_actor: false,
 };
 /// A policy version.
@@ -55,6 +78,10 @@ pub const POLICY_VERSION: EntryKind = EntryKind {
         "customer_approval_required",
         "source",
     ],
+    added: &[
+        "us_supply_attestation_required",
+        "end_use_certificate_required",
+    ],
     records_actor: false,
 };
 /// A customer approval or revocation.
@@ -68,6 +95,7 @@ pub const CUSTOMER_EVENT: EntryKind = EntryKind {
         "effective_date",
         "reference",
     ],
+    added: &["kyc_expires_on", "end_use_certificate"],
     records_actor: false,
 };
 /// A lab result for a lot.
@@ -82,6 +110,7 @@ pub const LOT_EVENT: EntryKind = EntryKind {
         "result",
         "effective_date",
     ],
+    added: &[],
     records_actor: false,
 };
 /// A sale or a return.
@@ -104,6 +133,7 @@ pub const SALE: EntryKind = EntryKind {
         "accepted_rules",
         "accepted_reason",
     ],
+    added: &[],
     records_actor: false,
 };
 /// A quota hold.
@@ -120,12 +150,14 @@ pub const HOLD: EntryKind = EntryKind {
         "reserved_on",
         "expires_on",
     ],
+    added: &[],
     records_actor: true,
 };
 /// An early end of a hold.
 pub const HOLD_RELEASE: EntryKind = EntryKind {
     table: "hold_release",
     columns: &["hold_seq", "order_ref", "released_units", "released_on"],
+    added: &[],
     records_actor: true,
 };
 /// A remittance payment.
@@ -138,6 +170,7 @@ pub const REMITTANCE_PAYMENT: EntryKind = EntryKind {
         "reference",
         "recorded_on",
     ],
+    added: &[],
     records_actor: true,
 };
 /// A sealed period.
@@ -150,6 +183,7 @@ pub const PERIOD_CLOSE: EntryKind = EntryKind {
         "head_entries",
         "head_hash",
     ],
+    added: &[],
     records_actor: true,
 };
 /// An import batch.
@@ -164,6 +198,7 @@ pub const IMPORT_BATCH: EntryKind = EntryKind {
         "entries_to",
         "imported_on",
     ],
+    added: &[],
     records_actor: true,
 };
 
@@ -177,6 +212,7 @@ pub const PAYMENT_REVERSAL: EntryKind = EntryKind {
         "reason",
         "reversed_on",
     ],
+    added: &[],
     records_actor: true,
 };
 /// A withdrawal of a policy version before it took effect (schema version 3).
@@ -189,6 +225,7 @@ pub const POLICY_WITHDRAWAL: EntryKind = EntryKind {
         "reason",
         "withdrawn_on",
     ],
+    added: &[],
     records_actor: true,
 };
 /// The mark of a late entry: a sale or return dated in a closed period
@@ -196,7 +233,55 @@ pub const POLICY_WITHDRAWAL: EntryKind = EntryKind {
 pub const LATE_ENTRY: EntryKind = EntryKind {
     table: "late_entry",
     columns: &["sale_seq", "period", "close_seq", "reason"],
+    added: &[],
     records_actor: false,
+};
+
+/// A US-supply attestation (schema version 4, SPEC §3.10).
+pub const SUPPLY_ATTESTATION: EntryKind = EntryKind {
+    table: "supply_attestation",
+    columns: &[
+        "chip",
+        "period",
+        "us_inventory_units",
+        "us_open_orders_units",
+        "attested_on",
+        "attested_by",
+        "reference",
+    ],
+    added: &[],
+    records_actor: false,
+};
+/// One row of a restricted-party list snapshot (schema version 4, SPEC §3.11).
+pub const SCREENING_ENTRY: EntryKind = EntryKind {
+    table: "screening_entry",
+    columns: &[
+        "effective_from",
+        "list",
+        "entry_id",
+        "name",
+        "alt_names",
+        "country",
+    ],
+    added: &[],
+    records_actor: false,
+};
+/// A restricted-party list snapshot in force from its date: the
+/// `screening_entry` rows of that date, written just before it (schema
+/// version 4, SPEC §3.11). An empty snapshot has no rows.
+pub const SCREENING_SNAPSHOT: EntryKind = EntryKind {
+    table: "screening_snapshot",
+    columns: &["effective_from", "row_count"],
+    added: &[],
+    records_actor: false,
+};
+/// A compliance officer's false-positive decision on a screening hit
+/// (schema version 4, SPEC §3.11).
+pub const SCREENING_CLEARANCE: EntryKind = EntryKind {
+    table: "screening_clearance",
+    columns: &["customer_id", "list", "entry_id", "reason", "cleared_on"],
+    added: &[],
+    records_actor: true,
 };
 
 /// Every entry kind, in a fixed order.
@@ -214,6 +299,10 @@ pub const ALL_KINDS: &[EntryKind] = &[
     PAYMENT_REVERSAL,
     POLICY_WITHDRAWAL,
     LATE_ENTRY,
+    SUPPLY_ATTESTATION,
+    SCREENING_ENTRY,
+    SCREENING_SNAPSHOT,
+    SCREENING_CLEARANCE,
 ];
 
 /// A chain hash.
@@ -258,22 +347,27 @@ fn encode_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b',');
 }
 
-/// The canonical bytes of entry `seq` of `kind` with column `values`.
+/// The canonical bytes of entry `seq` of `kind` with `values`: its
+/// `columns`, then its `trailing()` columns.
 pub fn canonical_bytes(out: &mut Vec<u8>, seq: i64, kind: &EntryKind, values: &[ValueRef<'_>]) {
-    debug_assert_eq!(values.len(), kind.columns.len());
+    debug_assert_eq!(values.len(), kind.columns.len() + kind.trailing_count());
     canonical_start(out, seq, kind);
-    for value in values {
+    let (columns, trailing) = values.split_at(kind.columns.len());
+    for value in columns {
         encode_value(out, *value);
     }
+    encode_trailing(out, kind, trailing);
 }
 
-/// Appends the actor columns of an entry (see `EntryKind::records_actor`):
-/// each as the netstring of its name and of its value, only when not NULL.
-pub fn encode_actor_columns(out: &mut Vec<u8>, values: [ValueRef<'_>; 2]) {
-    for (name, value) in ACTOR_COLUMNS.iter().zip(values) {
-        if value != ValueRef::Null {
+/// Appends the trailing columns of an entry (see `EntryKind::added` and
+/// `records_actor`): each as the netstring of its name and of its value,
+/// only when not NULL.
+pub fn encode_trailing(out: &mut Vec<u8>, kind: &EntryKind, values: &[ValueRef<'_>]) {
+    debug_assert_eq!(values.len(), kind.trailing_count());
+    for (name, value) in kind.trailing().zip(values) {
+        if *value != ValueRef::Null {
             encode_bytes(out, name.as_bytes());
-            encode_value(out, value);
+            encode_value(out, *value);
         }
     }
 }
@@ -315,6 +409,8 @@ mod tests {
                 ValueRef::Text(b"PO-1"),
                 ValueRef::Integer(-5),
                 ValueRef::Null,
+                ValueRef::Null,
+                ValueRef::Null,
             ],
         );
         assert_eq!(out, b"1:7,12:hold_release,1:3,4:PO-1,2:-5,~,");
@@ -342,6 +438,8 @@ mod tests {
                 ValueRef::Text(b"PO-1"),
                 ValueRef::Integer(5),
                 ValueRef::Text(b"2026-02-16"),
+                ValueRef::Null,
+                ValueRef::Null,
             ],
         );
         assert_eq!(out, b"1:7,12:hold_release,1:3,4:PO-1,1:5,10:2026-02-16,");
@@ -359,11 +457,6 @@ mod tests {
                 ValueRef::Text(b"PO-1"),
                 ValueRef::Integer(5),
                 ValueRef::Text(b"2026-02-16"),
-            ],
-        );
-        encode_actor_columns(
-            &mut out,
-            [
                 ValueRef::Text(b"officer:jane"),
                 ValueRef::Text(b"2026-02-16T09:30:00Z"),
             ],
@@ -374,8 +467,19 @@ mod tests {
         );
         // Entries written before schema 3 have neither: their bytes are unchanged.
         let mut old = Vec::new();
-        encode_actor_columns(&mut old, [ValueRef::Null, ValueRef::Null]);
+        encode_trailing(&mut old, &HOLD_RELEASE, &[ValueRef::Null, ValueRef::Null]);
         assert!(old.is_empty());
+    }
+
+    #[test]
+    fn added_columns_are_hashed_by_name_only_when_set() {
+        let mut out = Vec::new();
+        encode_trailing(
+            &mut out,
+            &CUSTOMER_EVENT,
+            &[ValueRef::Null, ValueRef::Text(b"EUC-1")],
+        );
+        assert_eq!(out, b"19:end_use_certificate,5:EUC-1,");
     }
 
     #[test]
@@ -414,9 +518,7 @@ mod tests {
             let mut expected = vec!["seq".to_string()];
             expected.extend(kind.columns.iter().map(|c| c.to_string()));
             expected.push("hash".to_string());
-            if kind.records_actor {
-                expected.extend(ACTOR_COLUMNS.iter().map(|c| c.to_string()));
-            }
+            expected.extend(kind.trailing().map(|c| c.to_string()));
             assert_eq!(columns, expected, "{}", kind.table);
         }
     }

@@ -17,7 +17,7 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// `PRAGMA application_id` of a qledger file ('QLGR').
 pub const APPLICATION_ID: i64 = 0x514C_4752;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// How long a writer waits for another writer before giving up (exit 4),
 /// unless `QLEDGER_BUSY_TIMEOUT_MS` says otherwise. Long enough for a
 /// nightly import of a few million rows to commit.
@@ -619,45 +619,38 @@ impl<'conn> Appender<'conn> {
     pub fn append(&mut self, kind: &EntryKind, values: &[Value]) -> Result<i64> {
         assert_eq!(
             values.len(),
-            kind.columns.len(),
+            kind.columns.len() + kind.added.len(),
             "{} column count",
             kind.table
         );
         let seq = self.next_seq;
-        entry::canonical_bytes(&mut self.buffer, seq, kind, &entry::value_refs(values));
-        let actor_columns = [
-            Value::Text(self.actor.clone()),
-            Value::Text(self.recorded_at.clone()),
-        ];
+        let mut all: Vec<Value> = values.to_vec();
         if kind.records_actor {
-            let [actor, recorded_at] = &actor_columns;
-            entry::encode_actor_columns(&mut self.buffer, [actor.into(), recorded_at.into()]);
+            all.push(Value::Text(self.actor.clone()));
+            all.push(Value::Text(self.recorded_at.clone()));
         }
+        entry::canonical_bytes(&mut self.buffer, seq, kind, &entry::value_refs(&all));
         let hash = entry::chain_hash(&self.previous, &self.buffer);
-        let mut columns = kind.columns.join(", ");
-        columns.push_str(", hash");
-        if kind.records_actor {
-            columns.push_str(&format!(", {}", entry::ACTOR_COLUMNS.join(", ")));
+        let (columns, trailing) = all.split_at(kind.columns.len());
+        let mut names = kind.columns.join(", ");
+        names.push_str(", hash");
+        for name in kind.trailing() {
+            names.push_str(", ");
+            names.push_str(name);
         }
-        let count = kind.columns.len() + 2 + if kind.records_actor { 2 } else { 0 };
+        let count = all.len() + 2;
         let placeholders = vec!["?"; count].join(", ");
         let sql = format!(
-            "INSERT INTO {} (seq, {columns}) VALUES ({placeholders})",
+            "INSERT INTO {} (seq, {names}) VALUES ({placeholders})",
             kind.table
         );
         let mut statement = self.conn.prepare_cached(&sql)?;
         let hash_slice: &[u8] = &hash;
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(count);
         params.push(&seq);
-        params.extend(values.iter().map(|value| value as &dyn rusqlite::ToSql));
+        params.extend(columns.iter().map(|value| value as &dyn rusqlite::ToSql));
         params.push(&hash_slice);
-        if kind.records_actor {
-            params.extend(
-                actor_columns
-                    .iter()
-                    .map(|value| value as &dyn rusqlite::ToSql),
-            );
-        }
+        params.extend(trailing.iter().map(|value| value as &dyn rusqlite::ToSql));
         statement.execute(params.as_slice())?;
         self.previous = hash;
         self.next_seq += 1;

@@ -472,6 +472,9 @@ impl DerivedFromEntries {
         if let Some(message) = compare_held_units(conn)? {
             return Ok(Some(message));
         }
+        if let Some(message) = compare_screening_names(conn)? {
+            return Ok(Some(message));
+        }
         if stored_batches != computed_batches {
             let difference: Vec<_> = stored_batches
                 .symmetric_difference(&computed_batches)
@@ -507,6 +510,27 @@ fn compare_held_units(conn: &Connection) -> Result<Option<String>> {
         stored.insert(key, held_units);
     }
     Ok(first_difference("derived_held_units", &stored, &computed))
+}
+
+/// `derived_screening_names` against the screening entries: N(name) of
+/// every name and alt name (SPEC §3.11).
+fn compare_screening_names(conn: &Connection) -> Result<Option<String>> {
+    let computed = crate::records::screening::names_from_entries(conn)?;
+    let stored: BTreeSet<(String, String, i64, String)> = conn
+        .prepare(
+            "SELECT effective_from, name_key, entry_seq, listed_name FROM derived_screening_names",
+        )?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if stored == computed {
+        return Ok(None);
+    }
+    let difference: Vec<_> = stored.symmetric_difference(&computed).take(3).collect();
+    Ok(Some(format!(
+        "derived_screening_names disagrees with the screening entries about {difference:?}"
+    )))
 }
 
 /// The first key whose values differ between a stored derived table and
@@ -582,13 +606,9 @@ fn check_range(
         .expect("registered");
     let mut statements = Vec::with_capacity(ALL_KINDS.len());
     for kind in ALL_KINDS {
-        let actor = if kind.records_actor {
-            format!(", {}", crate::store::entry::ACTOR_COLUMNS.join(", "))
-        } else {
-            String::new()
-        };
+        let trailing: String = kind.trailing().map(|name| format!(", {name}")).collect();
         let sql = format!(
-            "SELECT seq, {}, hash{actor} FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+            "SELECT seq, {}, hash{trailing} FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
             kind.columns.join(", "),
             kind.table
         );
@@ -677,12 +697,13 @@ fn check_range(
             *value = row.get_ref(column + 1)?;
             entry::encode_value(&mut buffer, *value);
         }
-        if cursor.kind.records_actor {
-            let actor = [
-                row.get_ref(column_count + 2)?,
-                row.get_ref(column_count + 3)?,
-            ];
-            entry::encode_actor_columns(&mut buffer, actor);
+        let trailing_count = cursor.kind.trailing_count();
+        if trailing_count > 0 {
+            let mut trailing = [ValueRef::Null; 4];
+            for (index, value) in trailing.iter_mut().enumerate().take(trailing_count) {
+                *value = row.get_ref(column_count + 2 + index)?;
+            }
+            entry::encode_trailing(&mut buffer, cursor.kind, &trailing[..trailing_count]);
         }
         let hash = entry::chain_hash(&check.last.hash, &buffer);
         let stored_ok =
@@ -1008,7 +1029,7 @@ fn finish(
     };
     assert!(ALL_KINDS
         .iter()
-        .all(|kind| kind.columns.len() <= COLUMNS_MAX));
+        .all(|kind| kind.columns.len() <= COLUMNS_MAX && kind.trailing_count() <= 4));
     let mut ranges_act = Vec::new();
     for range in ranges {
         if let Some((seq, message)) = &range.bad {

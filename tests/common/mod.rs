@@ -141,15 +141,30 @@ pub fn new_ledger() -> (TempDir, PathBuf) {
     (dir, db)
 }
 
-/// A ledger with the fixture reference data loaded.
+/// Sufficient US-supply attestations of H200 for every quarter of 2026
+/// and 2027, attested on `SETUP_AS_OF`: the fixture policy requires them
+/// from 2026-01-15, and most tests are about other rules.
+pub const SUPPLY_FOR_TESTS: &str =
+    "chip,period,us_inventory_units,us_open_orders_units,attested_on,attested_by,reference\n\
+     H200,2026-Q1,100000,1000,2026-01-01,test officer,\n\
+     H200,2026-Q2,100000,1000,2026-01-01,test officer,\n\
+     H200,2026-Q3,100000,1000,2026-01-01,test officer,\n\
+     H200,2026-Q4,100000,1000,2026-01-01,test officer,\n\
+     H200,2027-Q1,100000,1000,2026-01-01,test officer,\n\
+     H200,2027-Q2,100000,1000,2026-01-01,test officer,\n\
+     H200,2027-Q3,100000,1000,2026-01-01,test officer,\n\
+     H200,2027-Q4,100000,1000,2026-01-01,test officer,\n";
+
+/// A ledger with the fixture reference data loaded (and `SUPPLY_FOR_TESTS`).
 pub fn loaded_ledger() -> (TempDir, PathBuf) {
     let (dir, db) = new_ledger();
-    for (command, file) in [
-        ("policy", "policy.csv"),
-        ("customers", "customers.csv"),
-        ("lots", "lots.csv"),
+    let supply = write_file(dir.path(), "supply-for-tests.csv", SUPPLY_FOR_TESTS);
+    for (command, path) in [
+        ("policy", fixture("policy.csv")),
+        ("customers", fixture("customers.csv")),
+        ("lots", fixture("lots.csv")),
+        ("supply", supply),
     ] {
-        let path = fixture(file);
         let import = qledger_at(
             &db,
             SETUP_AS_OF,
@@ -357,6 +372,39 @@ pub fn append_every_other_kind(db: &Path) {
     for args in later {
         run_ok(qledger_at(db, "2026-02-16", args), &format!("{args:?}"));
     }
+    // The kinds of schema version 4: a supply attestation, a screening
+    // snapshot with its rows, and a clearance.
+    let supply = write_file(
+        dir.path(),
+        "supply.csv",
+        "chip,period,us_inventory_units,us_open_orders_units,attested_on,attested_by,reference\n\
+         MI325X,2026-Q1,500,400,2026-02-16,J. Rivera,SUP-1\n",
+    );
+    let list = write_file(
+        dir.path(),
+        "list.csv",
+        "list,entry_id,name,alt_names,country\n\
+         Entity List,EL-1,Gamma Data Services Co. Ltd.,,CN\n",
+    );
+    let newest: [&[&str]; 3] = [
+        &["supply", "import", supply.to_str().unwrap()],
+        &["screening", "import", list.to_str().unwrap()],
+        &[
+            "screening",
+            "clear",
+            "--customer",
+            "C-GAMMA",
+            "--list",
+            "Entity List",
+            "--entry",
+            "EL-1",
+            "--reason",
+            "another company",
+        ],
+    ];
+    for args in newest {
+        run_ok(qledger_at(db, "2026-02-16", args), &format!("{args:?}"));
+    }
 }
 
 /// Every ledger table (every entry kind).
@@ -427,12 +475,17 @@ pub fn recompute_independently(conn: &rusqlite::Connection) -> Vec<(String, i64,
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            // Columns after hash (actor, recorded_at): name and value, when not NULL.
+            // Columns after hash (added in later versions; actor,
+            // recorded_at): name and value, when not NULL.
             for (index, name) in names.iter().enumerate().take(count).skip(hash_at + 1) {
-                if let Value::Text(t) = row.get::<_, Value>(index).unwrap() {
-                    canonical.extend(netstring(name.as_bytes()));
-                    canonical.extend(netstring(t.as_bytes()));
-                }
+                let value = match row.get::<_, Value>(index).unwrap() {
+                    Value::Null => continue,
+                    Value::Integer(n) => n.to_string().into_bytes(),
+                    Value::Text(t) => t.into_bytes(),
+                    other => panic!("unexpected {other:?}"),
+                };
+                canonical.extend(netstring(name.as_bytes()));
+                canonical.extend(netstring(&value));
             }
             rows.push((seq, table.to_string(), canonical));
         }
