@@ -549,3 +549,59 @@ fn recorded_reason(
         .optional()?
         .unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_names_fold_case_punctuation_legal_forms_and_width() {
+        assert_eq!(
+            normalise("Gamma Data Services Co., Ltd."),
+            "gamma data services"
+        );
+        assert_eq!(
+            normalise("GAMMA DATA SERVICES LIMITED"),
+            "gamma data services"
+        );
+        assert_eq!(
+            normalise("The Gamma-Data  Services (Holdings) Group"),
+            "gamma data services"
+        );
+        // Full-width letters are their ASCII forms under NFKC.
+        assert_eq!(normalise("Ｇａｍｍａ Ｄａｔａ"), "gamma data");
+        // Letters of any script are kept; other symbols become spaces.
+        assert_eq!(normalise("北京 数据 有限公司"), "北京 数据 有限公司");
+        assert_eq!(
+            normalise("Ünïcode™ Systems®"),
+            "ünïcodetm systems",
+            "NFKC: ™ is TM"
+        );
+        // Only dropped words, or nothing: empty, and never a hit.
+        assert_eq!(normalise("Co., Ltd."), "");
+        assert_eq!(normalise(""), "");
+        // A combining mark (category Mn) is not a letter.
+        assert_eq!(normalise("a\u{0301}b"), "áb", "NFKC composes it first");
+        assert_eq!(
+            normalise("x\u{0327}\u{0301}y"),
+            "x y",
+            "no precomposed form: marks split"
+        );
+    }
+
+    #[test]
+    fn a_party_lists_its_name_and_alt_names_once_each() {
+        let party = ListedParty {
+            list: "Entity List".into(),
+            entry_id: "EL-1".into(),
+            name: "Gamma Data Services Co. Ltd.".into(),
+            alt_names: " GAMMA DATA SERVICES LIMITED ; ;Gamma HK".into(),
+            country: "CN".into(),
+        };
+        let keys: Vec<String> = name_keys(&party).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(
+            keys,
+            vec!["gamma data services", "gamma data services", "gamma hk"]
+        );
+    }
+}
