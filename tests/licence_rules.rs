@@ -311,6 +311,15 @@ fn kyc_expiry_and_end_use_certificates_at_their_edges() {
     );
     // H20 requires approval but no certificate.
     assert_eq!(check(&db, "H20", "2026-03-02", "C-K2", "").0, 0);
+    // The listing says so too, on its as-of date.
+    let show = |as_of: &str| json_at(&db, as_of, &["customers", "show", "--customer", "C-K1"]).1;
+    assert_eq!(
+        show("2026-03-10")["customers"][0],
+        serde_json::json!({"customer_id": "C-K1", "name": "Kappa One Ltd.", "country": "CN",
+            "status": "expired", "effective_date": "2026-02-01",
+            "kyc_expires_on": "2026-03-10", "end_use_certificate": "EUC-K1"})
+    );
+    assert_eq!(show("2026-03-09")["customers"][0]["status"], "approved");
     // A renewed approval is a new event; it carries its own certificate.
     let renewal = write_file(
         dir.path(),

@@ -231,7 +231,8 @@ pub fn payments(conn: &Connection, as_of: NaiveDate, period: Option<Period>) -> 
 }
 
 /// Customers with an event on or before `as_of`, each in its state then
-/// (`approved` or `revoked`), in the order they were first recorded.
+/// (`approved`, `revoked`, or `expired` once its KYC review lapsed), in the
+/// order they were first recorded.
 pub fn customers(conn: &Connection, as_of: NaiveDate, only: Option<&str>) -> Result<Listing> {
     let ids = first_recorded(conn, "customer_event", "customer_id", only)?;
     let mut rows = Vec::new();
@@ -240,14 +241,24 @@ pub fn customers(conn: &Connection, as_of: NaiveDate, only: Option<&str>) -> Res
         let Some(state) = crate::records::customers::latest_on(&events, as_of) else {
             continue;
         };
+        let status = if crate::rules::kyc_lapsed_on(state, as_of) {
+            "expired"
+        } else {
+            state.status.name()
+        };
         rows.push(vec![
             json!(state.customer_id),
             json!(state.name),
             json!(state.country),
-            json!(state.status.name()),
+            json!(status),
             json!(format_date(state.effective_date)),
-            Value::Null,
-            Value::Null,
+            state
+                .kyc_expires_on
+                .map_or(Value::Null, |date| json!(format_date(date))),
+            state
+                .end_use_certificate
+                .as_ref()
+                .map_or(Value::Null, |text| json!(text)),
         ]);
     }
     Ok(Listing {

@@ -213,8 +213,8 @@ fn approved_on(conn: &Connection, date: NaiveDate) -> Result<Vec<(String, String
     for id in ids {
         let events = customers::events_of(conn, &id)?;
         if let Some(event) = customers::latest_on(&events, date) {
-            let lapsed = event.kyc_expires_on.is_some_and(|lapse| lapse <= date);
-            if event.status == CustomerStatus::Approved && !lapsed {
+            if event.status == CustomerStatus::Approved && !crate::rules::kyc_lapsed_on(event, date)
+            {
                 approved.push((id, event.name.clone()));
             }
         }

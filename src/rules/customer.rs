@@ -5,8 +5,16 @@
 use super::{Facts, Refusal, Shipment};
 use crate::error::{Result, Rule};
 use crate::period::format_date;
-use crate::records::customers::CustomerStatus;
+use crate::records::customers::{CustomerEvent, CustomerStatus};
 use crate::records::policy::PolicyVersion;
+use chrono::NaiveDate;
+
+/// Whether the KYC review of the customer's `event` has lapsed on `date`
+/// (SPEC §3.2: on and after `kyc_expires_on`, until a newer approval).
+/// The rule, `screening check` and the customers listing all ask this.
+pub fn kyc_lapsed_on(event: &CustomerEvent, date: NaiveDate) -> bool {
+    event.kyc_expires_on.is_some_and(|lapse| lapse <= date)
+}
 
 /// Rule `customer` (SPEC §3.2): where the policy requires approval, a
 /// named customer approved on the date (its KYC review not lapsed), in the

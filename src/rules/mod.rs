@@ -21,7 +21,7 @@ pub use cap::{
     WindowUnits,
 };
 pub use closed::rule_closed;
-pub use customer::rule_customer;
+pub use customer::{kyc_lapsed_on, rule_customer};
 pub use lot::{rule_lot, LotCommitted};
 pub use order::{hold_is_active, hold_remaining_units, is_retry_of, rule_order, ActiveHold};
 pub use policy::{rule_policy, ChipPolicy};
