@@ -722,3 +722,52 @@ fn concurrent_reservers_never_exceed_the_cap_with_every_licence_rule_on() {
     let (code, _, stderr) = run(&db, &["verify"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn the_csl_script_turns_the_consolidated_list_into_an_import_file() {
+    let (dir, db) = screened_ledger();
+    let csl = write_file(
+        dir.path(),
+        "consolidated.csv",
+        "_id,source,entity_number,type,programs,name,title,addresses,federal_register_notice,start_date,end_date,standard_order,license_requirement,license_policy,call_sign,vessel_type,gross_tonnage,gross_registered_tonnage,vessel_flag,vessel_owner,remarks,source_list_url,alt_names,citizenships,dates_of_birth,nationalities,places_of_birth,source_information_url,ids\n\
+         e5a9ef,Entity List (EL) - Bureau of Industry and Security,,Entity,EAR,\"Lyra Technologies Co., Ltd.\",,\"1 Road, Shenzhen, Guangdong, 518000, CN\",89 F.R. 1,2024-01-01,,,,,,,,,,,,http://x,\"Lyra Tech; Lyra Technologies (HK) Limited\",,,,,http://y,\n\
+         f00ba4,Specially Designated Nationals (SDN) - Treasury Department,SDN-77,Entity,SDGT,Omega Trading FZE,,\"PO Box 1, Dubai, AE\",,,,,,,,,,,,,,http://x,,,,,,http://y,\n\
+         0000aa,Entity List (EL) - Bureau of Industry and Security,,Entity,EAR,,,,,,,,,,,,,,,,,http://x,,,,,,http://y,\n",
+    );
+    let output = std::process::Command::new("python3")
+        .arg(root().join("scripts/csl_to_screening.py"))
+        .arg(&csl)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let converted = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        converted,
+        "list,entry_id,name,alt_names,country\n\
+         Entity List (EL) - Bureau of Industry and Security,e5a9ef,\"Lyra Technologies Co., Ltd.\",Lyra Tech;Lyra Technologies (HK) Limited,CN\n\
+         Specially Designated Nationals (SDN) - Treasury Department,SDN-77,Omega Trading FZE,,AE\n"
+    );
+    let file = write_file(dir.path(), "csl.csv", &converted);
+    let import = [
+        "screening",
+        "import",
+        file.to_str().unwrap(),
+        "--effective",
+        "2026-04-01",
+    ];
+    let (code, summary) = json_at(&db, AS_OF, &import);
+    assert_eq!(
+        (code, &summary["inserted"]),
+        (0, &Value::from(2)),
+        "{summary}"
+    );
+    let (code, answer) = check(&db, "H200", "2026-04-02", "C-SUFFIX", "L-H200-0002");
+    assert_eq!(
+        (code, refusing_rules(&answer)),
+        (1, vec!["screening".to_string()])
+    );
+}
