@@ -6,7 +6,9 @@
 //!    .import` of the same CSV into a typed table with UNIQUE(record_id)
 //!    and an index on (chip, market, sale_date); date-ordered, shuffled,
 //!    and the hard mix (`synthetic::write_hard_mix`: 28% CN/HK sales naming
-//!    lab-cleared lots of 1,000 units, thousands of lots).
+//!    lab-cleared lots of 1,000 units, thousands of lots), also with every
+//!    licence rule on (issue 14: supply attestations, KYC expiry, end-use
+//!    certificates, a 20,000-entry restricted-party list in force).
 //! 2. Peak RSS of importing 1M vs 5M rows.
 //! 3. A further 1M rows into a ledger already holding 10M entries (rows/s).
 //! 4. verify on that ledger (entries/s).
@@ -18,7 +20,8 @@
 //! (runs of each side of the sqlite3 comparison, default 3).
 
 use quotaledger::synthetic::{
-    customers_csv, hard_mix_lots_csv, lots_csv, policy_csv, write_hard_mix, write_sales, SalesSpec,
+    customers_csv, hard_mix_lots_csv, licensed_customers_csv, licensed_policy_csv, lots_csv,
+    policy_csv, screening_world, supply_csv, write_hard_mix, write_sales, SalesSpec,
 };
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -111,20 +114,42 @@ impl Bench {
 
     /// A fresh ledger with the synthetic reference data.
     fn fresh_ledger(&self, name: &str) -> PathBuf {
+        self.fresh_ledger_with(name, false)
+    }
+
+    /// A fresh ledger with the synthetic reference data; `licensed`: with
+    /// every licence rule of Jan 2026 on for the capped chips (supply
+    /// attestations, KYC expiry, end-use certificates) and a 20,000-entry
+    /// restricted-party list in force.
+    fn fresh_ledger_with(&self, name: &str, licensed: bool) -> PathBuf {
         let db = self.dir.join(name);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         assert_eq!(measure(&mut self.qledger(&db, &["init"])).status, 0);
-        for (command, text) in [
+        let mut files = vec![
             ("policy", policy_csv()),
             ("customers", customers_csv()),
             ("lots", lots_csv()),
             ("lots", hard_mix_lots_csv()),
-        ] {
+        ];
+        if licensed {
+            let (list, _) = screening_world(20_000, 1, 7);
+            files[0] = ("policy", licensed_policy_csv());
+            files[1] = ("customers", licensed_customers_csv());
+            files.push(("supply", supply_csv()));
+            files.push(("screening", list));
+        }
+        for (command, text) in files {
             let file = self.dir.join(format!("{command}-{}.csv", text.len()));
             std::fs::write(&file, text).unwrap();
-            let run = measure(&mut self.qledger(&db, &[command, "import", file.to_str().unwrap()]));
+            let mut args = vec![command, "import", file.to_str().unwrap()];
+            if command == "screening" {
+                // In force before the first synthetic sale, so every
+                // restricted row is screened.
+                args.extend(["--effective", "2025-01-01"]);
+            }
+            let run = measure(&mut self.qledger(&db, &args));
             assert_eq!(run.status, 0);
         }
         db
@@ -193,15 +218,20 @@ fn main() {
         // fastest run of each is the one least disturbed, and the medians
         // show the spread.
         let repeat = env_u64("QLEDGER_BENCH_REPEAT", 3).max(1) as usize;
-        for (name, file) in [
-            ("date-ordered", &ordered),
-            ("shuffled dates", &shuffled),
-            ("hard mix: 28% CN/HK, lots of 1,000 units", &hard),
+        for (name, file, licensed) in [
+            ("date-ordered", &ordered, false),
+            ("shuffled dates", &shuffled, false),
+            ("hard mix: 28% CN/HK, lots of 1,000 units", &hard, false),
+            (
+                "hard mix, every licence rule on: supply, KYC, certificates, a 20,000-entry list",
+                &hard,
+                true,
+            ),
         ] {
             let (mut ours, mut baseline) = (Vec::new(), Vec::new());
             for _ in 0..repeat {
                 baseline.push(seconds(bench.sqlite_import(file).elapsed));
-                let db = bench.fresh_ledger("fresh.sqlite");
+                let db = bench.fresh_ledger_with("fresh.sqlite", licensed);
                 ours.push(seconds(bench.import(&db, file).elapsed));
             }
             ours.sort_by(f64::total_cmp);

@@ -58,6 +58,103 @@ pub fn customers_csv() -> String {
     text
 }
 
+/// The synthetic world's policy with every licence rule of Jan 2026 on for
+/// the capped chips: US-supply attestations and end-use certificates.
+pub fn licensed_policy_csv() -> String {
+    "chip,effective_from,restricted_allowed,cap_ratio,cap_window,remittance_rate,lab_test_required,customer_approval_required,source,us_supply_attestation_required,end_use_certificate_required\n\
+     H200,2025-01-01,true,0.5,period,0.25,true,true,synthetic H200 rule,true,true\n\
+     H20,2025-01-01,true,,,0.15,false,true,synthetic H20 rule,false,false\n\
+     MI325X,2025-01-01,true,0.5,period,0.25,true,true,synthetic MI325X rule,true,true\n"
+        .to_string()
+}
+
+/// `customers_csv` with a KYC expiry no test reaches and an end-use
+/// certificate on every approval.
+pub fn licensed_customers_csv() -> String {
+    let mut text = "customer_id,name,country,status,effective_date,reference,kyc_expires_on,end_use_certificate\n".to_string();
+    for index in 0..CUSTOMERS {
+        let country = ["CN", "HK", "MO"][index % 3];
+        text.push_str(&format!(
+            "CUST-{index:03},Synthetic Customer {index},{country},approved,2025-01-01,LIC-{index:05},2030-01-01,EUC-{index:05}\n"
+        ));
+    }
+    text
+}
+
+/// Sufficient US-supply attestations of the capped chips for every quarter
+/// of 2025 and 2026, attested on 2025-01-01.
+pub fn supply_csv() -> String {
+    let mut text =
+        "chip,period,us_inventory_units,us_open_orders_units,attested_on,attested_by,reference\n"
+            .to_string();
+    for chip in ["H200", "MI325X"] {
+        for year in [2025, 2026] {
+            for quarter in 1..=4 {
+                text.push_str(&format!(
+                    "{chip},{year}-Q{quarter},1000000000,1,2025-01-01,Synthetic Officer,SUP-{year}-{quarter}\n"
+                ));
+            }
+        }
+    }
+    text
+}
+
+/// A word of the synthetic name vocabulary: two or three syllables.
+fn synthetic_word(random: &mut SplitMix64) -> String {
+    const SYLLABLES: [&str; 24] = [
+        "an", "bel", "cor", "dra", "en", "fal", "gor", "hel", "ix", "jun", "kor", "lum", "mar",
+        "nor", "or", "pax", "quin", "ros", "sol", "tar", "ul", "vex", "wen", "zy",
+    ];
+    let count = 2 + random.below(2);
+    (0..count)
+        .map(|_| SYLLABLES[random.below(SYLLABLES.len() as u64) as usize])
+        .collect()
+}
+
+/// A synthetic restricted-party list of `entries` rows (2–4 words per
+/// name, a legal form on some, an alt name on a third), in the import
+/// shape, and `customers` approved customers (KYC and certificate set) to
+/// screen against it: one in a hundred bears a listed name (a hit), one in
+/// a hundred its first two words (a potential match), the rest random
+/// names. Returns (list CSV, customers CSV).
+pub fn screening_world(entries: usize, customers: usize, seed: u64) -> (String, String) {
+    let mut random = SplitMix64::new(seed);
+    let mut list = "list,entry_id,name,alt_names,country\n".to_string();
+    let mut names: Vec<Vec<String>> = Vec::with_capacity(entries);
+    for index in 0..entries {
+        let words = 2 + random.below(3);
+        let name: Vec<String> = (0..words).map(|_| synthetic_word(&mut random)).collect();
+        let suffix = ["", " Co., Ltd.", " Limited", " Holdings"][random.below(4) as usize];
+        let alt = if index % 3 == 0 {
+            format!("{} Trading", name[0])
+        } else {
+            String::new()
+        };
+        list.push_str(&format!(
+            "Entity List,EL-{index:06},\"{}{suffix}\",{alt},CN\n",
+            name.join(" ")
+        ));
+        names.push(name);
+    }
+    let mut people = "customer_id,name,country,status,effective_date,reference,kyc_expires_on,end_use_certificate\n".to_string();
+    for index in 0..customers {
+        let listed = &names[index % entries.max(1)];
+        let name = match index % 100 {
+            0 => listed.join(" "),
+            1 => listed[..2].join(" "),
+            _ => {
+                let words = 2 + random.below(2);
+                let name: Vec<String> = (0..words).map(|_| synthetic_word(&mut random)).collect();
+                name.join(" ")
+            }
+        };
+        people.push_str(&format!(
+            "MC-{index:06},{name} Ltd.,CN,approved,2025-01-01,,2030-01-01,EUC-{index:06}\n"
+        ));
+    }
+    (list, people)
+}
+
 /// The synthetic world's lots (all passed, with a capacity no test reaches).
 pub fn lots_csv() -> String {
     let mut text = "lot_id,chip,units,lab,certificate_id,result,effective_date\n".to_string();

@@ -89,12 +89,13 @@ pub struct LedgerFacts<'conn> {
 /// Supply attestations and screening hits looked up so far.
 #[derive(Default, Clone)]
 struct ScreeningFacts {
-    /// (chip, period) -> its attestations, oldest first.
-    supply: HashMap<(String, Period), Rc<Vec<SupplyAttestation>>>,
+    /// chip -> period -> its attestations, oldest first.
+    supply: HashMap<String, HashMap<Period, Vec<Rc<SupplyAttestation>>>>,
     /// Dates of the recorded snapshots, oldest first (read once).
     snapshots: Option<Vec<NaiveDate>>,
-    /// (customer, snapshot, name) -> hits.
-    hits: HashMap<(String, NaiveDate, String), Rc<[Hit]>>,
+    /// customer -> (snapshot, its name then, hits): looked up by `&str`,
+    /// so the nightly import allocates nothing per row once seen.
+    hits: HashMap<String, Vec<(NaiveDate, String, Rc<[Hit]>)>>,
 }
 
 /// What a `LedgerFacts` looked up, kept for the next one while the ledger
@@ -759,12 +760,22 @@ impl Facts for LedgerFacts<'_> {
 
     fn supply_on(&mut self, chip: &str, date: NaiveDate) -> Result<Option<Rc<SupplyAttestation>>> {
         let period = Period::of(self.settings.period_kind, date);
-        let key = (chip.to_string(), period);
-        if !self.screening.supply.contains_key(&key) {
+        let known = self
+            .screening
+            .supply
+            .get(chip)
+            .is_some_and(|periods| periods.contains_key(&period));
+        if !known {
             let all = supply::all_of(self.conn, chip, period)?;
-            self.screening.supply.insert(key.clone(), Rc::new(all));
+            self.screening
+                .supply
+                .entry(chip.to_string())
+                .or_default()
+                .insert(period, all.into_iter().map(Rc::new).collect());
         }
-        Ok(supply::latest_on(&self.screening.supply[&key], date).map(|a| Rc::new(a.clone())))
+        let all = &self.screening.supply[chip][&period];
+        let after = all.partition_point(|a| a.attested_on <= date);
+        Ok(after.checked_sub(1).map(|index| Rc::clone(&all[index])))
     }
 
     fn screening_hits(&mut self, customer_id: &str, date: NaiveDate) -> Result<Rc<[Hit]>> {
@@ -779,17 +790,25 @@ impl Facts for LedgerFacts<'_> {
         let Some(event) = self.customer_on(customer_id, date)? else {
             return Ok(Rc::from(Vec::new())); // no name on the date
         };
-        let key = (customer_id.to_string(), snapshot, event.name);
-        if let Some(hits) = self.screening.hits.get(&key) {
-            return Ok(Rc::clone(hits));
+        if let Some(seen) = self.screening.hits.get(customer_id) {
+            if let Some((_, _, hits)) = seen
+                .iter()
+                .find(|(from, name, _)| *from == snapshot && *name == event.name)
+            {
+                return Ok(Rc::clone(hits));
+            }
         }
         let hits: Rc<[Hit]> = Rc::from(screening::hits_of(
             self.conn,
             customer_id,
-            &key.2,
+            &event.name,
             snapshot,
         )?);
-        self.screening.hits.insert(key, Rc::clone(&hits));
+        self.screening
+            .hits
+            .entry(customer_id.to_string())
+            .or_default()
+            .push((snapshot, event.name, Rc::clone(&hits)));
         Ok(hits)
     }
 }
