@@ -220,6 +220,7 @@ fn main() {
         let repeat = env_u64("QLEDGER_BENCH_REPEAT", 3).max(1) as usize;
         for (name, file, licensed) in [
             ("date-ordered", &ordered, false),
+            ("date-ordered, every licence rule on", &ordered, true),
             ("shuffled dates", &shuffled, false),
             ("hard mix: 28% CN/HK, lots of 1,000 units", &hard, false),
             (

@@ -674,6 +674,23 @@ impl Report {
             grouped(self.paid),
             grouped(self.outstanding())
         ));
+        if !self.supply.is_empty() {
+            out.push_str("\nUS supply (latest attestation of the period on the reference date)\n");
+            for (chip, attestation) in &self.supply {
+                out.push_str(&format!(
+                    "  {chip}: attested {} by {}: US inventory {} units, open US orders {} units: {}\n",
+                    format_date(attestation.attested_on),
+                    attestation.attested_by,
+                    grouped_units(attestation.us_inventory_units),
+                    grouped_units(attestation.us_open_orders_units),
+                    if attestation.sufficient() {
+                        "sufficient"
+                    } else {
+                        "INSUFFICIENT"
+                    }
+                ));
+            }
+        }
         if !self.lots.is_empty() {
             let mut lots = Table::new();
             lots.load_preset(UTF8_FULL_CONDENSED).set_header([

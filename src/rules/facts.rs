@@ -86,6 +86,9 @@ pub struct LedgerFacts<'conn> {
     screening: ScreeningFacts,
 }
 
+/// A customer's hits in one snapshot under one name: (snapshot, name, hits).
+type SeenHits = (NaiveDate, String, Rc<[Hit]>);
+
 /// Supply attestations and screening hits looked up so far.
 #[derive(Default, Clone)]
 struct ScreeningFacts {
@@ -95,7 +98,7 @@ struct ScreeningFacts {
     snapshots: Option<Vec<NaiveDate>>,
     /// customer -> (snapshot, its name then, hits): looked up by `&str`,
     /// so the nightly import allocates nothing per row once seen.
-    hits: HashMap<String, Vec<(NaiveDate, String, Rc<[Hit]>)>>,
+    hits: HashMap<String, Vec<SeenHits>>,
 }
 
 /// What a `LedgerFacts` looked up, kept for the next one while the ledger
