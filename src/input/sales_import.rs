@@ -159,68 +159,6 @@ fn acceptance(refusals: &[(Rule, String)], accept_reason: Option<&str>) -> Accep
     Acceptance::Accepted(names.join(","))
 }
 
-/// The checks of a return against the sale it names (SPEC §3.5), given
-/// the units of that sale already returned. (Closed periods and the US
-/// return cap are checked by the caller.)
-fn judge_return(row: &SaleRow, sale: Option<&SaleRow>, returned: i64) -> Vec<(Rule, String)> {
-    let reverses = row.reverses.as_deref().expect("a return names its sale");
-    let Some(sale) = sale.filter(|sale| sale.kind == SaleKind::Sale) else {
-        return vec![(
-            Rule::Return,
-            format!("reverses {reverses}, which is not a recorded sale"),
-        )];
-    };
-    let mut refusals = Vec::new();
-    let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_string());
-    let mut differs = |what: &str, ours: String, theirs: String| {
-        refusals.push((
-            Rule::Return,
-            format!("{what} {ours} differs from sale {reverses}'s {theirs}"),
-        ));
-    };
-    if row.chip != sale.chip {
-        differs("chip", row.chip.clone(), sale.chip.clone());
-    }
-    if row.market != sale.market {
-        differs("market", row.market.clone(), sale.market.clone());
-    }
-    if row.customer_id != sale.customer_id {
-        differs("customer", show(&row.customer_id), show(&sale.customer_id));
-    }
-    if let Some(price) = row.unit_price {
-        if Some(price) != sale.unit_price {
-            differs(
-                "unit price",
-                price.to_string(),
-                sale.unit_price.unwrap_or(Usd::ZERO).to_string(),
-            );
-        }
-    }
-    if row.lot_id.is_some() && row.lot_id != sale.lot_id {
-        differs("lot", show(&row.lot_id), show(&sale.lot_id));
-    }
-    if row.sale_date < sale.sale_date {
-        refusals.push((
-            Rule::Return,
-            format!(
-                "is dated {}, before sale {reverses} ({})",
-                format_date(row.sale_date),
-                format_date(sale.sale_date)
-            ),
-        ));
-    }
-    if returned + row.units > sale.units {
-        refusals.push((
-            Rule::Return,
-            format!(
-                "would return {} units of sale {reverses}, which sold {} ({returned} already returned)",
-                row.units, sale.units
-            ),
-        ));
-    }
-    refusals
-}
-
 /// Applies a recorded US or other-market sale to the facts (no lot, hold
 /// or revenue counts for them). Both import paths call this.
 fn apply_plain_sale(facts: &mut LedgerFacts<'_>, row: &SaleRow, group: MarketGroup) -> Result<()> {
@@ -275,32 +213,6 @@ fn judge_restricted_sale(
     Ok(Ok((draw, accepted)))
 }
 
-/// Every refusal of a return: against its sale, its period's close, and
-/// for a US return the cap (SPEC §3.4–3.5). Both import paths call this.
-fn return_refusals(
-    facts: &mut LedgerFacts<'_>,
-    settings: &Settings,
-    row: &SaleRow,
-    sale: Option<&SaleRow>,
-    returned: i64,
-    late: bool,
-) -> Result<Vec<(Rule, String)>> {
-    let mut refusals = judge_return(row, sale, returned);
-    if let Some(closed) = closed_refusal(facts, settings, row.sale_date)? {
-        if !late {
-            refusals.push(closed);
-        }
-    }
-    if refusals.is_empty() && settings.market_group(&row.market) == MarketGroup::Us {
-        if let Some(message) =
-            rules::rule_cap_on_us_return(facts, &row.chip, row.sale_date, row.units)?
-        {
-            refusals.push((Rule::Cap, message));
-        }
-    }
-    Ok(refusals)
-}
-
 /// Fills a recorded return from its sale (price and lot) and applies it to
 /// the facts, at the rate of the sale's date. Both import paths call this.
 fn apply_return(
@@ -324,17 +236,6 @@ fn apply_return(
         draw: None,
         revenue: earned,
     })
-}
-
-fn closed_refusal(
-    facts: &mut LedgerFacts<'_>,
-    settings: &Settings,
-    date: NaiveDate,
-) -> Result<Option<(Rule, String)>> {
-    let period = Period::of(settings.period_kind, date);
-    Ok(facts
-        .is_closed(period)?
-        .then(|| (Rule::Closed, format!("period {period} is closed"))))
 }
 
 /// A restricted row's revenue: the rate in force on `sale_date` (the
@@ -695,7 +596,7 @@ impl Producer<'_> {
                 (SaleKind::Sale, group) => {
                     // US and other-market sales need nothing but an open
                     // period: their entries go to the writer right away.
-                    if closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
+                    if rules::closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
                         return Ok(Produced::Fallback);
                     }
                     apply_plain_sale(&mut facts, &row, group)?;
@@ -769,7 +670,7 @@ impl Producer<'_> {
             let already = sales::returned_units(reader, &reverses)?
                 + returned_here.get(&reverses).copied().unwrap_or(0);
             let refusals =
-                return_refusals(&mut facts, self.settings, &row, Some(&sale), already, false)?;
+                rules::judge_return(&mut facts, self.settings, &row, Some(&sale), already, false)?;
             let group = self.settings.market_group(&row.market);
             let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
                 Acceptance::Clean => None,
@@ -1116,7 +1017,7 @@ impl Careful<'_, '_> {
     ) -> Result<Vec<(Rule, String)>> {
         let late = self.late_close(facts, row.sale_date)?;
         if late.is_none() {
-            if let Some(refusal) = closed_refusal(facts, self.settings, row.sale_date)? {
+            if let Some(refusal) = rules::closed_refusal(facts, self.settings, row.sale_date)? {
                 return Ok(vec![refusal]);
             }
         }
@@ -1151,7 +1052,7 @@ impl Careful<'_, '_> {
         let sale = sales::recorded(conn, &reverses)?.map(|recorded| recorded.row);
         let returned = sales::returned_units(conn, &reverses)?;
         let late = self.late_close(facts, row.sale_date)?;
-        let refusals = return_refusals(
+        let refusals = rules::judge_return(
             facts,
             self.settings,
             &row,

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod lot;
 pub mod order;
 pub mod policy;
+pub mod returns;
 pub mod screening;
 pub mod supply;
 
@@ -25,6 +26,7 @@ pub use customer::{kyc_lapsed_on, rule_customer};
 pub use lot::{rule_lot, LotCommitted};
 pub use order::{hold_is_active, hold_remaining_units, is_retry_of, rule_order, ActiveHold};
 pub use policy::{rule_policy, ChipPolicy};
+pub use returns::{closed_refusal, judge_return, rule_return};
 pub use screening::rule_screening;
 pub use supply::rule_supply;
 
