@@ -204,6 +204,23 @@ pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
     stored.into_iter().map(PolicyVersion::from_stored).collect()
 }
 
+/// Every recorded version (withdrawn ones too) with its entry number, in
+/// entry order (`verify`'s replay).
+pub fn all_with_seq(conn: &Connection) -> Result<Vec<(i64, PolicyVersion)>> {
+    let stored = conn
+        .prepare(&format!(
+            "SELECT {SELECT_COLUMNS}, seq FROM policy_version ORDER BY seq"
+        ))?
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(11)?, PolicyVersion::from_row(row)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    stored
+        .into_iter()
+        .map(|(seq, stored)| Ok((seq, PolicyVersion::from_stored(stored)?)))
+        .collect()
+}
+
 /// Every recorded version with whether it was withdrawn, in entry order
 /// (`policy show`).
 pub fn versions_for_show(conn: &Connection) -> Result<Vec<(PolicyVersion, bool)>> {

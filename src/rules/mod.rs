@@ -13,6 +13,7 @@ pub mod facts;
 pub mod lot;
 pub mod order;
 pub mod policy;
+pub mod replay_facts;
 pub mod returns;
 pub mod screening;
 pub mod supply;

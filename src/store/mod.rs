@@ -5,5 +5,6 @@ pub mod checkpoint;
 pub mod clock;
 pub mod entry;
 pub mod ledger;
+pub mod replay;
 pub mod schema;
 pub mod verify;

@@ -1079,6 +1079,18 @@ fn finish(
             message: Some(message),
         });
     }
+    let replayed = crate::store::replay::replay(conn, &settings)?;
+    crate::trace::phase("verify", "rules replayed");
+    if let Some((seq, message)) = replayed {
+        return Ok(VerifyReport {
+            entries: last.entries,
+            head: last.hash,
+            first_bad_entry: Some(seq),
+            message: Some(format!(
+                "entry {seq} was not lawful when it was appended: {message}"
+            )),
+        });
+    }
     if let Some((seq, message)) = crate::report::check_sealed(conn, &settings)? {
         return Ok(VerifyReport {
             entries: last.entries,
