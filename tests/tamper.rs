@@ -663,3 +663,131 @@ fn forged_acts_with_correct_hashes_are_caught() {
         std::fs::remove_file(&tampered).unwrap();
     }
 }
+
+/// Rewrites the chain after `sql` as a careful forger would: every hash,
+/// and the head each close names (then every hash again).
+fn forge(db: &std::path::Path, sql: &str) {
+    let conn = Connection::open(db).unwrap();
+    let triggers = drop_triggers(&conn);
+    conn.execute_batch(sql).unwrap();
+    rehash(&conn);
+    conn.execute_batch(
+        "UPDATE period_close SET head_hash =
+           (SELECT e.hash FROM ledger_entries AS e WHERE e.seq = period_close.head_entries);",
+    )
+    .unwrap();
+    rehash(&conn);
+    restore_triggers(&conn, &triggers);
+}
+
+/// The entry number of a sale.
+fn seq_of(db: &std::path::Path, record_id: &str) -> i64 {
+    let conn = Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT seq FROM sale WHERE record_id = ?1",
+        [record_id],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn verify_replays_every_rule_and_names_the_unlawful_entry() {
+    let (dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    let (code, _, stderr) = run(&db, &["verify"]);
+    assert_eq!(code, 0, "the honest ledger replays cleanly: {stderr}");
+    let s1 = seq_of(&db, "S-1");
+    let s2 = seq_of(&db, "S-2");
+    let release: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT seq FROM hold_release", [], |row| row.get(0))
+        .unwrap();
+    let tampered = dir.path().join("t.sqlite");
+    // Each forgery keeps every derived table consistent with it, as a
+    // careful forger would: only the rules can tell.
+    let attacks: [(&str, &str, i64, &str); 7] = [
+        (
+            "cap: 60 restricted units against a limit of 50",
+            "UPDATE sale SET units = 60 WHERE record_id = 'S-1';
+             UPDATE derived_daily_units SET restricted_net_units = restricted_net_units + 50
+               WHERE chip = 'H200' AND day = '2026-02-10';
+             UPDATE derived_lot_units SET shipped_net_units = shipped_net_units + 50
+               WHERE lot_id = 'L-H200-0001' AND period = '2026-Q1';
+             UPDATE derived_period_revenue SET sales_usd_e4 = CAST(CAST(sales_usd_e4 AS INTEGER) + 50 * 300000000 AS TEXT)
+               WHERE chip = 'H200' AND period = '2026-Q1' AND remittance_rate = '0.25';",
+            s1,
+            "(rule cap)",
+        ),
+        (
+            "customer: one without an end-use certificate",
+            "UPDATE sale SET customer_id = 'C-GAMMA' WHERE record_id = 'S-1';",
+            s1,
+            "(rule customer)",
+        ),
+        (
+            "lot: one that failed its test",
+            "UPDATE sale SET lot_id = 'L-H200-0003' WHERE record_id = 'S-1';
+             UPDATE derived_lot_units SET shipped_net_units = shipped_net_units - 10
+               WHERE lot_id = 'L-H200-0001' AND period = '2026-Q1';
+             INSERT INTO derived_lot_units VALUES ('L-H200-0003', '2026-Q1', 10);",
+            s1,
+            "(rule lot)",
+        ),
+        (
+            "policy: a forbidden chip's violation no longer marked",
+            "UPDATE sale SET accepted_rules = NULL, accepted_reason = NULL WHERE record_id = 'S-2';",
+            s2,
+            "(rule policy)",
+        ),
+        (
+            "accepted for rules other than those it broke",
+            "UPDATE sale SET accepted_rules = 'cap' WHERE record_id = 'S-2';",
+            s2,
+            "recorded as accepted for 'cap'",
+        ),
+        (
+            "a lawful row marked as an accepted violation",
+            "UPDATE sale SET accepted_rules = 'cap', accepted_reason = 'x' WHERE record_id = 'S-1';",
+            s1,
+            "broke no rule",
+        ),
+        (
+            "a release of more than the hold held",
+            "UPDATE hold_release SET released_units = released_units + 1;",
+            release,
+            "was not active with",
+        ),
+    ];
+    for (attack, sql, seq, expected) in attacks {
+        copy_ledger(&db, &tampered);
+        forge(&tampered, sql);
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(3), "{attack}: {report}");
+        assert_eq!(report["first_bad_entry"], seq, "{attack}: {report}");
+        let message = report["message"].as_str().unwrap();
+        assert!(
+            message.contains("not lawful") && message.contains(expected),
+            "{attack}: {report}"
+        );
+        std::fs::remove_file(&tampered).unwrap();
+    }
+    // A second release of a hold already released.
+    copy_ledger(&db, &tampered);
+    forge(
+        &tampered,
+        "INSERT INTO hold_release (seq, hold_seq, order_ref, released_units, released_on, hash, actor, recorded_at)
+         SELECT (SELECT max(seq) FROM ledger_entries) + 1, hold_seq, order_ref, 5, '2026-02-16', x'00',
+                'os:forger', '2026-02-16T00:00:00Z' FROM hold_release;",
+    );
+    let conn = Connection::open(&tampered).unwrap();
+    let forged: i64 = conn
+        .query_row("SELECT max(seq) FROM hold_release", [], |row| row.get(0))
+        .unwrap();
+    drop(conn);
+    let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{report}");
+    assert_eq!(report["first_bad_entry"], forged, "{report}");
+}
