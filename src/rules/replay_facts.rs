@@ -17,7 +17,8 @@ use crate::records::screening::{normalise, Hit};
 use crate::records::supply::SupplyAttestation;
 use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// A hold as the replay knows it.
@@ -74,21 +75,21 @@ impl ReplayFacts {
             settings,
             as_of,
             closed: BTreeSet::new(),
-            versions: HashMap::new(),
-            policies: HashMap::new(),
-            known_chips: HashSet::new(),
-            customers: HashMap::new(),
-            lots: HashMap::new(),
-            lot_shipped: HashMap::new(),
+            versions: HashMap::default(),
+            policies: HashMap::default(),
+            known_chips: HashSet::default(),
+            customers: HashMap::default(),
+            lots: HashMap::default(),
+            lot_shipped: HashMap::default(),
             holds: BTreeMap::new(),
-            holds_of_order: HashMap::new(),
-            live_holds: HashMap::new(),
-            days: HashMap::new(),
-            windows: HashMap::new(),
-            last_activity: HashMap::new(),
-            supply: HashMap::new(),
+            holds_of_order: HashMap::default(),
+            live_holds: HashMap::default(),
+            days: HashMap::default(),
+            windows: HashMap::default(),
+            last_activity: HashMap::default(),
+            supply: HashMap::default(),
             snapshots: BTreeMap::new(),
-            clearances: HashSet::new(),
+            clearances: HashSet::default(),
         }
     }
 
@@ -156,7 +157,7 @@ impl ReplayFacts {
         effective_from: NaiveDate,
         rows: &[crate::records::screening::ListedParty],
     ) {
-        let mut names: SnapshotNames = HashMap::new();
+        let mut names: SnapshotNames = HashMap::default();
         for party in rows {
             for (key, listed) in crate::records::screening::name_keys(party) {
                 names.entry(key).or_default().push((
@@ -244,14 +245,15 @@ impl ReplayFacts {
             MarketGroup::Restricted => (0, signed_units),
             MarketGroup::Other => (0, 0),
         };
-        let day = self
-            .days
-            .entry(chip.to_string())
-            .or_default()
-            .entry(date)
-            .or_default();
-        day.0 += us;
-        day.1 += restricted;
+        // Look up by `&str`; allocate a key only for a new chip or lot.
+        if !self.days.contains_key(chip) {
+            self.days.insert(chip.to_string(), BTreeMap::new());
+        }
+        if let Some(days) = self.days.get_mut(chip) {
+            let day = days.entry(date).or_default();
+            day.0 += us;
+            day.1 += restricted;
+        }
         if let Some(windows) = self.windows.get_mut(chip) {
             for (window, window_us, window_restricted) in windows.iter_mut() {
                 if window.contains(date) {
@@ -262,7 +264,12 @@ impl ReplayFacts {
         }
         if group == MarketGroup::Restricted {
             if let Some(lot_id) = lot_id {
-                *self.lot_shipped.entry(lot_id.to_string()).or_default() += signed_units;
+                match self.lot_shipped.get_mut(lot_id) {
+                    Some(shipped) => *shipped += signed_units,
+                    None => {
+                        self.lot_shipped.insert(lot_id.to_string(), signed_units);
+                    }
+                }
             }
         }
         if let Some((hold_seq, drawn)) = draw {
@@ -273,8 +280,12 @@ impl ReplayFacts {
     }
 
     fn note_activity(&mut self, chip: &str, date: NaiveDate) {
-        let latest = self.last_activity.entry(chip.to_string()).or_insert(date);
-        *latest = (*latest).max(date);
+        match self.last_activity.get_mut(chip) {
+            Some(latest) => *latest = (*latest).max(date),
+            None => {
+                self.last_activity.insert(chip.to_string(), date);
+            }
+        }
     }
 
     /// Units held now by active holds of `chip` for which `counts` is true;

@@ -15,8 +15,9 @@ use crate::rules::replay_facts::ReplayFacts;
 use crate::rules::{self, ActiveHold, Facts, Purpose, Refusal, Shipment};
 use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
+use rusqlite::types::ValueRef;
 use rusqlite::Connection;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The first entry that was not lawful when appended, and why.
 pub type Fault = (i64, String);
@@ -94,9 +95,9 @@ pub fn replay(conn: &Connection, settings: &Settings) -> Result<Option<Fault>> {
         settings,
         facts: &mut facts,
         plan: &plan,
-        payments: HashMap::new(),
-        reversed: HashSet::new(),
-        returned: HashMap::new(),
+        payments: HashMap::default(),
+        reversed: HashSet::default(),
+        returned: HashMap::default(),
     };
     let mut statement = conn.prepare(&format!(
         "SELECT seq, {SALE_CONTENT_COLUMNS}, hold_seq, drawn_units, accepted_rules FROM sale ORDER BY seq"
@@ -116,6 +117,13 @@ pub fn replay(conn: &Connection, settings: &Settings) -> Result<Option<Fault>> {
         }
         let Some(row) = sale else { break };
         let seq = sale_seq.expect("read above");
+        // Most sales are US or other-market sales: judged from borrowed
+        // values, without building the row.
+        match replay.plain_sale(seq, row)? {
+            Some(None) => continue,
+            Some(Some(why)) => return Ok(Some((seq, why))),
+            None => {}
+        }
         let stored = StoredSale {
             row: RawSale::read(row, 1)?.into_row()?,
             hold_seq: row.get(12)?,
@@ -160,6 +168,38 @@ impl Replay<'_> {
         let at = batches.partition_point(|(from, _, _)| *from <= seq);
         let (_, to, on) = batches.get(at.checked_sub(1)?)?;
         (seq <= *to).then_some(*on)
+    }
+
+    /// A US or other-market sale (SPEC §3.4: only `closed` applies to it),
+    /// read from `row` without allocating; `None` for any other row.
+    fn plain_sale(&mut self, seq: i64, row: &rusqlite::Row<'_>) -> Result<Option<Option<String>>> {
+        let text = |index: usize| -> Result<&str> {
+            row.get_ref(index)?
+                .as_str()
+                .map_err(|_| Error::Integrity(format!("entry {seq}: a sale's text is not text")))
+        };
+        let (kind, market) = (text(2)?, text(5)?);
+        let group = self.settings.market_group(market);
+        let decided = row.get_ref(12)? != ValueRef::Null || row.get_ref(14)? != ValueRef::Null;
+        if kind != "sale" || group == MarketGroup::Restricted || decided {
+            return Ok(None);
+        }
+        let late = !self.plan.late.is_empty() && self.plan.late.contains_key(&seq);
+        let Some(as_of) = self.batch_of(seq) else {
+            return Ok(None); // the full path says so, naming the row
+        };
+        self.facts.as_of = as_of;
+        let (chip, sale_date) = (text(4)?, date(text(3)?)?);
+        let closed = self
+            .facts
+            .is_closed(Period::of(self.settings.period_kind, sale_date))?;
+        if !self.facts.known_chips.contains(chip) || closed || late {
+            return Ok(None);
+        }
+        let units: i64 = row.get(7)?;
+        self.facts
+            .apply_sale(chip, sale_date, group, units, None, None);
+        Ok(Some(None))
     }
 
     fn sale(&mut self, seq: i64, stored: &StoredSale) -> Result<Option<String>> {
@@ -558,7 +598,7 @@ fn plan(conn: &Connection, settings: &Settings) -> Result<Plan> {
     read_holds(conn, &mut acts)?;
     read_other_acts(conn, settings, &mut acts)?;
     acts.sort_by_key(|(seq, _)| *seq);
-    let mut closes = HashMap::new();
+    let mut closes = HashMap::default();
     for (seq, act) in &acts {
         if let Act::Close { period } = act {
             closes.insert(*seq, *period);

@@ -840,11 +840,13 @@ pub fn verify_ledger_chunked(
                     &Context::read(&first)?,
                 )?],
                 anchors,
+                None,
             );
         }
         let second = reading_connection(path)?;
-        if read_head(&second)? != head {
-            continue; // a writer committed in between: take both snapshots again
+        let third = reading_connection(path)?;
+        if read_head(&second)? != head || read_head(&third)? != head {
+            continue; // a writer committed in between: take the snapshots again
         }
         let context = Context::read(&first)?;
         crate::trace::phase("verify", "snapshots");
@@ -890,13 +892,22 @@ pub fn verify_ledger_chunked(
                 done.push((k, checked));
             }
         };
-        let (mine, theirs) = std::thread::scope(|scope| {
+        // The rule replay reads its own snapshot of the same head beside
+        // the chain check; its answer counts only if everything else holds.
+        let (mine, theirs, replayed) = std::thread::scope(|scope| {
             let work = &work;
             let helper = scope.spawn(move || work(&second));
+            let replayer = scope.spawn(move || {
+                let settings = crate::store::ledger::read_settings(&third)?;
+                crate::store::replay::replay(&third, &settings)
+            });
             let mine = work(&first);
             (
                 mine,
                 helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                replayer
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             )
@@ -907,7 +918,7 @@ pub fn verify_ledger_chunked(
         ranges.sort_by_key(|(k, _)| *k);
         debug_assert_eq!(ranges.len(), bounds.len(), "every chunk checked once");
         let ranges = ranges.into_iter().map(|(_, range)| range).collect();
-        let finished = finish(&first, head, ranges, anchors);
+        let finished = finish(&first, head, ranges, anchors, Some(replayed));
         crate::trace::phase("verify", "derived tables compared");
         return finished;
     }
@@ -994,6 +1005,7 @@ fn finish(
     head: ChainHead,
     ranges: Vec<RangeCheck>,
     anchors: &[Anchor],
+    replayed: Option<Result<Option<crate::store::replay::Fault>>>,
 ) -> Result<VerifyReport> {
     if head.entries == 0 {
         return Ok(VerifyReport {
@@ -1079,7 +1091,10 @@ fn finish(
             message: Some(message),
         });
     }
-    let replayed = crate::store::replay::replay(conn, &settings)?;
+    let replayed = match replayed {
+        Some(replayed) => replayed?,
+        None => crate::store::replay::replay(conn, &settings)?,
+    };
     crate::trace::phase("verify", "rules replayed");
     if let Some((seq, message)) = replayed {
         return Ok(VerifyReport {
