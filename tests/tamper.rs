@@ -771,6 +771,11 @@ fn verify_replays_every_rule_and_names_the_unlawful_entry() {
             message.contains("not lawful") && message.contains(expected),
             "{attack}: {report}"
         );
+        // The same on one thread and with the replay beside the chain check.
+        for chunking in CHUNKINGS {
+            let report = verify_ledger_chunked(&tampered, &[], chunking).unwrap();
+            assert_eq!(report.first_bad_entry, Some(seq), "{attack}: {chunking:?}");
+        }
         std::fs::remove_file(&tampered).unwrap();
     }
     // A second release of a hold already released.
