@@ -796,3 +796,99 @@ fn verify_replays_every_rule_and_names_the_unlawful_entry() {
     assert_eq!(output.status.code(), Some(3), "{report}");
     assert_eq!(report["first_bad_entry"], forged, "{report}");
 }
+
+/// Every leaf of a JSON value, as a path of keys and indexes.
+fn leaves(value: &serde_json::Value, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                let mut next = path.clone();
+                next.push(key.clone());
+                leaves(child, next, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                let mut next = path.clone();
+                next.push(index.to_string());
+                leaves(child, next, out);
+            }
+        }
+        _ => out.push(path),
+    }
+}
+
+fn leaf_mut<'a>(value: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+    path.iter().fold(value, |value, key| match value {
+        serde_json::Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+        other => &mut other[key.as_str()],
+    })
+}
+
+#[test]
+fn every_field_of_a_sealed_close_is_checked() {
+    let (dir, db) = loaded_ledger();
+    let sales = write_file(
+        dir.path(),
+        "q1.csv",
+        "record_id,sale_date,chip,market,customer_id,units,unit_price_usd,lot_id\n\
+         U-1,2026-02-09,H200,US,,100,30000,\n\
+         S-1,2026-02-10,H200,CN,C-ALPHA,10,30000,L-H200-0001\n\
+         S-2,2026-02-12,B200,CN,C-ALPHA,1,1,\n",
+    );
+    run_ok(
+        qledger_at(
+            &db,
+            "2026-02-12",
+            &[
+                "import",
+                sales.to_str().unwrap(),
+                "--accept-violations",
+                "--reason",
+                "shipped before review",
+            ],
+        ),
+        "import",
+    );
+    run_ok(reserve_command(&db, "2026-02-15", "PO-2", "5"), "reserve");
+    run_ok(
+        qledger_at(&db, "2026-04-01", &["close", "--period", "2026-Q1"]),
+        "close",
+    );
+    let (close_seq, figures): (i64, String) = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT seq, figures FROM period_close", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let sealed: serde_json::Value = serde_json::from_str(&figures).unwrap();
+    let mut paths = Vec::new();
+    leaves(&sealed, Vec::new(), &mut paths);
+    assert!(
+        paths.len() > 60,
+        "a close with chips, a lot, a violation and imports: {sealed}"
+    );
+    let tampered = dir.path().join("t.sqlite");
+    for path in paths {
+        let mut forged = sealed.clone();
+        let leaf = leaf_mut(&mut forged, &path);
+        *leaf = match leaf.clone() {
+            serde_json::Value::Number(n) => serde_json::json!(n.as_i64().unwrap() + 1),
+            serde_json::Value::String(text) => serde_json::json!(format!("{text}0")),
+            serde_json::Value::Bool(flag) => serde_json::json!(!flag),
+            serde_json::Value::Null => serde_json::json!(1),
+            other => panic!("not a leaf: {other}"),
+        };
+        let text = serde_json::to_string(&forged).unwrap().replace('\'', "''");
+        copy_ledger(&db, &tampered);
+        forge(
+            &tampered,
+            &format!("UPDATE period_close SET figures = '{text}';"),
+        );
+        let output = qledger(&tampered, &["--json", "verify"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(3), "{path:?}: {report}");
+        assert_eq!(report["first_bad_entry"], close_seq, "{path:?}: {report}");
+        std::fs::remove_file(&tampered).unwrap();
+    }
+}

@@ -68,6 +68,16 @@ pub struct LotFigures {
     pub units_shipped: i64,
 }
 
+impl LotFigures {
+    /// The lot as the report JSON has it.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "lot_id": self.lot_id, "chip": self.chip, "certificate_id": self.certificate_id,
+            "lab": self.lab, "units_approved": self.units_approved, "units_shipped": self.units_shipped,
+        })
+    }
+}
+
 /// A row recorded with `--accept-violations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -239,20 +249,17 @@ fn compute_as(
         due = due
             .checked_add(remittance_due)
             .ok_or_else(|| Error::Integrity("remittance total out of range".to_string()))?;
-        let policy = facts.chip_policy(&chip)?;
-        let cap = figures_on(&mut facts, &chip, reference)?;
-        let status = cap_status(policy.in_force(reference), &cap);
-        let capped = status != Status::Forbidden && cap.cap.is_some();
+        let cap = cap_fields(&mut facts, &chip, period, reference)?;
         figures.push(ChipFigures {
-            reserved_units: facts.window_units(&chip, period_window)?.held,
+            reserved_units: cap.reserved_units,
             chip,
             us_units,
             restricted_units,
-            cap_ratio: cap.cap.filter(|_| capped).map(|c| c.cap_ratio),
-            cap_window: cap.cap.filter(|_| capped).map(|c| c.cap_window),
-            limit: cap.limit.filter(|_| capped),
-            headroom: cap.headroom().filter(|_| capped),
-            status,
+            cap_ratio: cap.cap_ratio,
+            cap_window: cap.cap_window,
+            limit: cap.limit,
+            headroom: cap.headroom,
+            status: cap.status,
             restricted_revenue,
             remittance_due,
         });
@@ -291,6 +298,62 @@ fn supply_by_chip(
         }
     }
     Ok(found)
+}
+
+/// A chip's cap fields in a period's report: held units of the period,
+/// the cap in force on the reference date and its window's limit,
+/// headroom and status (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapFields {
+    /// Units of active holds planned in the period.
+    pub reserved_units: i64,
+    /// Cap ratio, when capped.
+    pub cap_ratio: Option<Ratio>,
+    /// Cap window, when capped.
+    pub cap_window: Option<CapWindow>,
+    /// Limit, when capped.
+    pub limit: Option<i64>,
+    /// Headroom, when capped.
+    pub headroom: Option<i64>,
+    /// ok, breach, uncapped or forbidden.
+    pub status: Status,
+}
+
+impl CapFields {
+    /// The fields as the report JSON has them.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "reserved_units": self.reserved_units,
+            "cap_ratio": self.cap_ratio.map(|r| r.to_string()),
+            "cap_window": self.cap_window.map(|w| w.name()),
+            "limit": self.limit,
+            "headroom": self.headroom,
+            "status": self.status.name(),
+        })
+    }
+}
+
+/// The cap fields of `chip` in `period`'s report on the reference date,
+/// from the rules' figures (`figures_on`, `cap_status`). The report and
+/// `verify`'s check of sealed closes both call this.
+pub fn cap_fields(
+    facts: &mut dyn Facts,
+    chip: &str,
+    period: Period,
+    reference: NaiveDate,
+) -> Result<CapFields> {
+    let policy = facts.chip_policy(chip)?;
+    let cap = figures_on(facts, chip, reference)?;
+    let status = cap_status(policy.in_force(reference), &cap);
+    let capped = status != Status::Forbidden && cap.cap.is_some();
+    Ok(CapFields {
+        reserved_units: facts.window_units(chip, Window::of_period(period))?.held,
+        cap_ratio: cap.cap.filter(|_| capped).map(|c| c.cap_ratio),
+        cap_window: cap.cap.filter(|_| capped).map(|c| c.cap_window),
+        limit: cap.limit.filter(|_| capped),
+        headroom: cap.headroom().filter(|_| capped),
+        status,
+    })
 }
 
 /// Takes the late rows' units and restricted amounts out of the period's.
@@ -381,7 +444,27 @@ fn lot_figures(conn: &Connection, period: Period) -> Result<Vec<LotFigures>> {
     let mut figures = Vec::new();
     for lot_id in named {
         let events = lots::events_of(conn, &lot_id)?;
-        let state = lots::state_from_events(&events, period.last_day());
+        let shipped: i64 = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(shipped_net_units), 0) FROM derived_lot_units WHERE lot_id = ?1 AND period <= ?2",
+            )?
+            .query_row((&lot_id, &period_id), |row| row.get(0))?;
+        figures.push(lot_figure(lot_id, &events, period, shipped));
+    }
+    Ok(figures)
+}
+
+/// A lot's line in a period's report (SPEC §5): its capacity on the
+/// period's last day, the certificate and lab of its latest pass then
+/// (else its latest event), and `shipped` (net, through the period).
+pub fn lot_figure(
+    lot_id: String,
+    events: &[lots::LotEvent],
+    period: Period,
+    shipped: i64,
+) -> LotFigures {
+    {
+        let state = lots::state_from_events(events, period.last_day());
         let reference = events
             .iter()
             .filter(|e| e.effective_date <= period.last_day() && e.result == LabResult::Pass)
@@ -393,21 +476,15 @@ fn lot_figures(conn: &Connection, period: Period) -> Result<Vec<LotFigures>> {
                     .max_by_key(|e| e.effective_date)
             })
             .or(events.first());
-        let shipped: i64 = conn
-            .prepare_cached(
-                "SELECT coalesce(sum(shipped_net_units), 0) FROM derived_lot_units WHERE lot_id = ?1 AND period <= ?2",
-            )?
-            .query_row((&lot_id, &period_id), |row| row.get(0))?;
-        figures.push(LotFigures {
+        LotFigures {
             chip: state.as_ref().map_or_else(String::new, |s| s.chip.clone()),
             certificate_id: reference.map_or_else(String::new, |e| e.certificate_id.clone()),
             lab: reference.map_or_else(String::new, |e| e.lab.clone()),
             units_approved: state.map_or(0, |s| s.capacity_units),
             units_shipped: shipped,
             lot_id,
-        });
+        }
     }
-    Ok(figures)
 }
 
 fn violations(conn: &Connection, period: Period, before: Option<i64>) -> Result<Vec<Violation>> {
@@ -475,15 +552,7 @@ impl Report {
     }
 
     fn lots_json(&self) -> Vec<serde_json::Value> {
-        self.lots
-            .iter()
-            .map(|l| {
-                json!({
-                    "lot_id": l.lot_id, "chip": l.chip, "certificate_id": l.certificate_id, "lab": l.lab,
-                    "units_approved": l.units_approved, "units_shipped": l.units_shipped,
-                })
-            })
-            .collect()
+        self.lots.iter().map(|l| l.to_json()).collect()
     }
 
     fn violations_json(&self) -> Vec<serde_json::Value> {

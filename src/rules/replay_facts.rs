@@ -54,6 +54,8 @@ pub struct ReplayFacts {
     customers: HashMap<String, Vec<CustomerEvent>>,
     lots: HashMap<String, Vec<LotEvent>>,
     lot_shipped: HashMap<String, i64>,
+    /// lot -> period -> net restricted units dated in it (named even at 0).
+    lot_period_shipped: HashMap<String, BTreeMap<Period, i64>>,
     /// Every hold, by entry.
     pub holds: BTreeMap<i64, ReplayHold>,
     holds_of_order: HashMap<String, Vec<i64>>,
@@ -81,6 +83,7 @@ impl ReplayFacts {
             customers: HashMap::default(),
             lots: HashMap::default(),
             lot_shipped: HashMap::default(),
+            lot_period_shipped: HashMap::default(),
             holds: BTreeMap::new(),
             holds_of_order: HashMap::default(),
             live_holds: HashMap::default(),
@@ -270,6 +273,14 @@ impl ReplayFacts {
                         self.lot_shipped.insert(lot_id.to_string(), signed_units);
                     }
                 }
+                let period = Period::of(self.settings.period_kind, date);
+                if !self.lot_period_shipped.contains_key(lot_id) {
+                    self.lot_period_shipped
+                        .insert(lot_id.to_string(), BTreeMap::new());
+                }
+                if let Some(periods) = self.lot_period_shipped.get_mut(lot_id) {
+                    *periods.entry(period).or_default() += signed_units;
+                }
             }
         }
         if let Some((hold_seq, drawn)) = draw {
@@ -277,6 +288,69 @@ impl ReplayFacts {
                 hold.hold.drawn += drawn;
             }
         }
+    }
+
+    /// A lot's events so far, in entry order.
+    pub fn lot_events(&self, lot_id: &str) -> &[LotEvent] {
+        self.lots.get(lot_id).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Net restricted units of a lot dated in `period` or before.
+    pub fn lot_shipped_through(&self, lot_id: &str, period: Period) -> i64 {
+        self.lot_period_shipped.get(lot_id).map_or(0, |periods| {
+            periods.range(..=period).map(|(_, units)| units).sum()
+        })
+    }
+
+    /// The chips a period's report lists (SPEC §5): with a version in
+    /// force during it, or any sale or return dated in it, or units held
+    /// in it now.
+    pub fn chips_named_in(&mut self, period: Period) -> Result<BTreeSet<String>> {
+        let mut named: BTreeSet<String> = self
+            .versions
+            .iter()
+            .filter(|(_, versions)| {
+                versions
+                    .iter()
+                    .any(|(_, v)| v.effective_from <= period.last_day())
+            })
+            .map(|(chip, _)| chip.clone())
+            .collect();
+        for (chip, days) in &self.days {
+            if days
+                .range(period.first_day()..=period.last_day())
+                .next()
+                .is_some()
+            {
+                named.insert(chip.clone());
+            }
+        }
+        let with_holds: Vec<String> = self.live_holds.keys().cloned().collect();
+        for chip in with_holds {
+            if self.window_units(&chip, Window::of_period(period))?.held > 0 {
+                named.insert(chip);
+            }
+        }
+        Ok(named)
+    }
+
+    /// The lots a period's report names: by a restricted sale or return
+    /// dated in it, or by a hold planned in it.
+    pub fn lots_named_in(&self, period: Period) -> BTreeSet<String> {
+        let mut named: BTreeSet<String> = self
+            .lot_period_shipped
+            .iter()
+            .filter(|(_, periods)| periods.contains_key(&period))
+            .map(|(lot, _)| lot.clone())
+            .collect();
+        for hold in self.holds.values() {
+            if let Some(lot) = &hold.hold.lot_id {
+                if period.contains(hold.hold.planned_date) {
+                    named.insert(lot.clone());
+                }
+            }
+        }
+        named
     }
 
     fn note_activity(&mut self, chip: &str, date: NaiveDate) {

@@ -56,6 +56,8 @@ enum Act {
     },
     Close {
         period: Period,
+        closed_on: NaiveDate,
+        figures: String,
     },
     Supply(crate::records::supply::SupplyAttestation),
     Snapshot {
@@ -375,7 +377,15 @@ impl Replay<'_> {
                         .collect();
                 self.facts.add_snapshot(*effective_from, &rows);
             }
-            Act::Close { period } => self.facts.close(*period),
+            Act::Close {
+                period,
+                closed_on,
+                figures,
+            } => {
+                let fault = self.sealed_fault(*period, *closed_on, figures)?;
+                self.facts.close(*period);
+                return Ok(fault);
+            }
             Act::Hold { hold, reserved_on } => return self.hold(hold, *reserved_on),
             Act::Release {
                 hold_seq,
@@ -406,6 +416,76 @@ impl Replay<'_> {
                 entry_id,
                 on,
             } => return Ok(self.clearance(customer_id, list, entry_id, *on)),
+        }
+        Ok(None)
+    }
+
+    /// The sealed figures that reach beyond the period (SPEC §3.15 item 4):
+    /// each chip's held units, cap, limit, headroom and status, and each
+    /// lot's line, as the entries before the close give them on its date.
+    /// (`report::check_sealed` compares the period's own figures.)
+    fn sealed_fault(
+        &mut self,
+        period: Period,
+        closed_on: NaiveDate,
+        figures: &str,
+    ) -> Result<Option<String>> {
+        let Ok(sealed) = serde_json::from_str::<serde_json::Value>(figures) else {
+            return Ok(Some(format!("the sealed figures of {period} are not JSON")));
+        };
+        self.facts.as_of = closed_on;
+        let reference = crate::report::reference_date(period, closed_on);
+        let chips = sealed["chips"].as_array().map_or(&[][..], Vec::as_slice);
+        let listed: Vec<&str> = chips
+            .iter()
+            .map(|c| c["chip"].as_str().unwrap_or_default())
+            .collect();
+        let named = self.facts.chips_named_in(period)?;
+        if !listed.iter().copied().eq(named.iter().map(String::as_str)) {
+            return Ok(Some(format!(
+                "the sealed chips of {period} are {listed:?}, but the entries before the close give {named:?}"
+            )));
+        }
+        for chip in chips {
+            let name = chip["chip"].as_str().unwrap_or_default();
+            let given = crate::report::cap_fields(self.facts, name, period, reference)?.to_json();
+            for (key, value) in given.as_object().into_iter().flatten() {
+                if chip[key.as_str()] != *value {
+                    return Ok(Some(format!(
+                        "the sealed {key} of {name} in {period} is {}, but the entries before the close give {value}",
+                        chip[key.as_str()]
+                    )));
+                }
+            }
+        }
+        let sealed_lots: Vec<&serde_json::Value> = sealed["lots"]
+            .as_array()
+            .map_or(Vec::new(), |lots| lots.iter().collect());
+        let named = self.facts.lots_named_in(period);
+        let listed: std::collections::BTreeSet<String> = sealed_lots
+            .iter()
+            .filter_map(|lot| lot["lot_id"].as_str().map(str::to_string))
+            .collect();
+        if listed != named || listed.len() != sealed_lots.len() {
+            return Ok(Some(format!(
+                "the sealed lots of {period} are {listed:?}, but the entries before the close name {named:?}"
+            )));
+        }
+        for lot in sealed_lots {
+            let lot_id = lot["lot_id"].as_str().unwrap_or_default();
+            let shipped = self.facts.lot_shipped_through(lot_id, period);
+            let given = crate::report::lot_figure(
+                lot_id.to_string(),
+                self.facts.lot_events(lot_id),
+                period,
+                shipped,
+            )
+            .to_json();
+            if *lot != given {
+                return Ok(Some(format!(
+                    "the sealed line of lot {lot_id} in {period} is {lot}, but the entries before the close give {given}"
+                )));
+            }
         }
         Ok(None)
     }
@@ -600,7 +680,7 @@ fn plan(conn: &Connection, settings: &Settings) -> Result<Plan> {
     acts.sort_by_key(|(seq, _)| *seq);
     let mut closes = HashMap::default();
     for (seq, act) in &acts {
-        if let Act::Close { period } = act {
+        if let Act::Close { period, .. } = act {
             closes.insert(*seq, *period);
         }
     }
@@ -702,9 +782,19 @@ fn read_other_acts(
         let version_seq = version_seq.parse::<i64>().map_err(|_| Error::Integrity(format!("entry {seq}: bad version_seq")))?;
         acts.push((seq, Act::Withdrawal { version_seq, chip, effective_from: date(&from)?, on: date(&on)? }));
     }
-    for (seq, period, _, _, _) in read("SELECT seq, period, '', '', '' FROM period_close")? {
+    for (seq, period, closed_on, figures, _) in
+        read("SELECT seq, period, closed_on, figures, '' FROM period_close")?
+    {
         let period = Period::parse(settings.period_kind, &period).map_err(Error::Integrity)?;
-        acts.push((seq, Act::Close { period }));
+        let closed_on = date(&closed_on)?;
+        acts.push((
+            seq,
+            Act::Close {
+                period,
+                closed_on,
+                figures,
+            },
+        ));
     }
     for (seq, from, _, _, _) in
         read("SELECT seq, effective_from, '', '', '' FROM screening_snapshot")?
