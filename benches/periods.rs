@@ -6,6 +6,8 @@
 //!    next to `sqlite3 LEDGER 'select 1 ...'` measured in the same run.
 //! 2. The schema check every writing command and `report` make first.
 //! 3. `qledger close` of 2026-Q1, which holds all of its millions of sales.
+//! 4. `qledger verify` (every rule replayed) and `qledger checkpoint` after
+//!    it, alternating: entries/s, and what the checkpoint adds.
 
 use quotaledger::period::{parse_date, Period, PeriodKind};
 use quotaledger::store::ledger::Ledger;
@@ -121,10 +123,38 @@ fn main() {
         "close 2026-Q1 (all of the ledger's sales are in it): {:.1} ms (goal <= 1000 ms)",
         ms(started.elapsed())
     );
-    let started = Instant::now();
-    assert!(qledger(&["verify"]).status().unwrap().success());
+    // verify (every rule replayed, sealed figures included) vs checkpoint
+    // (verify, then a signature), alternating, twice each (issue 13).
+    let key = db.with_file_name("periods-bench.key");
+    let _ = std::fs::remove_file(&key);
+    assert!(qledger(&["keygen", "--out", key.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let (mut verifies, mut checkpoints) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert!(qledger(&["verify"]).status().unwrap().success());
+        verifies.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        assert!(qledger(&["checkpoint", "--key", key.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
+        checkpoints.push(started.elapsed().as_secs_f64());
+    }
+    let verify_min = verifies.iter().copied().fold(f64::MAX, f64::min);
+    let checkpoint_min = checkpoints.iter().copied().fold(f64::MAX, f64::min);
+    let entries_count: f64 = String::from_utf8_lossy(&entries.stdout)
+        .trim()
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
     println!(
-        "verify after the close (sealed figures included): {:.2} s",
-        started.elapsed().as_secs_f64()
+        "verify after the close (every rule replayed, sealed figures included): min {verify_min:.2} s, \
+         {:.2}M entries/s (goal >= 1M/s); checkpoint min {checkpoint_min:.2} s, {:+.1}% over verify (goal < 10%)",
+        entries_count / verify_min / 1e6,
+        (checkpoint_min / verify_min - 1.0) * 100.0
     );
 }
