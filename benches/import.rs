@@ -9,14 +9,14 @@
 //!    lab-cleared lots of 1,000 units, thousands of lots), also with every
 //!    licence rule on (issue 14: supply attestations, KYC expiry, end-use
 //!    certificates, a 20,000-entry restricted-party list in force).
-//! 2. Peak RSS of importing 1M vs 5M rows.
+//! 2. Peak RSS of importing 1M vs 5M rows, and of a file of 5M malformed lines.
 //! 3. A further 1M rows into a ledger already holding 10M entries (rows/s).
 //! 4. verify on that ledger (entries/s).
 //!
 //! Environment: QLEDGER_BENCH_DIR (default target/bench), QLEDGER_BENCH_ROWS
 //! (default 1000000), QLEDGER_BENCH_BIG_FILES (1M-row files making the big
 //! ledger, default 10), QLEDGER_BENCH_RSS_ROWS (default 5000000),
-//! QLEDGER_BENCH_SKIP (comma list of: sqlite,rss,big), QLEDGER_BENCH_REPEAT
+//! QLEDGER_BENCH_SKIP (comma list of: sqlite,bad,rss,big), QLEDGER_BENCH_REPEAT
 //! (runs of each side of the sqlite3 comparison, default 3).
 
 use quotaledger::synthetic::{
@@ -248,6 +248,29 @@ fn main() {
                 rows as f64 / ours_min
             );
         }
+    }
+
+    if !skip.contains("bad") {
+        // 5M malformed lines (issue 12): problems stream to stderr, the JSON
+        // keeps 10,000; memory must not grow with them (goal < 100 MiB).
+        let bad = dir.join("sales-5000000-bad-lines.csv");
+        if !bad.exists() {
+            let mut text = String::from(quotaledger::synthetic::SALES_HEADER);
+            text.push_str(&"x,y\n".repeat(5_000_000));
+            std::fs::write(&bad, text).unwrap();
+        }
+        let db = bench.fresh_ledger("bad-lines.sqlite");
+        let run = measure(
+            bench
+                .qledger(&db, &["--json", "import", bad.to_str().unwrap()])
+                .stderr(std::process::Stdio::null()),
+        );
+        assert_eq!(run.status, 2, "5M malformed lines are bad input");
+        println!(
+            "5M malformed lines: {:.1} s, peak RSS {} MiB (goal < 100 MiB), nothing written",
+            seconds(run.elapsed),
+            run.max_rss_kib / 1024
+        );
     }
 
     if !skip.contains("rss") {

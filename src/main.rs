@@ -508,6 +508,9 @@ fn main() -> ExitCode {
             *held = Some(String::new());
         }
     }
+    quotaledger::input::reference_import::set_problem_sink(Box::new(|file, problem| {
+        write_err(&problem.render(file));
+    }));
     let result = run(&cli);
     quotaledger::trace::phase("main", "command");
     let code = match result {
@@ -1146,9 +1149,7 @@ fn init(cli: &Cli, period: &str, restricted: &str, as_of: NaiveDate) -> Result<u
 }
 
 fn report_import(cli: &Cli, summary: &ImportSummary, refusal_code: u8) -> Result<u8, Error> {
-    for problem in &summary.errors {
-        write_err(&problem.render(&summary.file));
-    }
+    // Every problem went to stderr as it was found (`set_problem_sink`).
     if cli.json {
         print_json(&summary.to_json())?;
     } else {

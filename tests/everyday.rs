@@ -468,3 +468,52 @@ fn file_level_problems_are_the_files_with_a_hint_and_no_error_numbers() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_problem_streams_to_stderr_and_json_keeps_the_first_ten_thousand() {
+    let (dir, db) = loaded_ledger();
+    let mut text =
+        String::from("record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n");
+    text.push_str("OK-1,2026-02-10,H200,US,,5,100\n");
+    for index in 0..10_004 {
+        text.push_str(&format!(
+            "BAD-{index},2026-02-10,H200,US,,not-a-number,100\n"
+        ));
+    }
+    // The last row is refused by a rule, not malformed: counted as well.
+    text.push_str("LATE-1,2026-02-10,B200,CN,C-ALPHA,1,1\n");
+    let file = write_file(dir.path(), "bad.csv", &text);
+    let output = qledger_at(&db, AS_OF, &["--json", "import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["rows"], 10_006);
+    assert_eq!(
+        summary["rejected"], 10_005,
+        "every bad row counted: {}",
+        summary["rejected"]
+    );
+    assert_eq!(summary["errors"].as_array().unwrap().len(), 10_000);
+    // 10,004 malformed values and two refusals of the last row (policy, lot).
+    assert_eq!(summary["errors_omitted"], 6);
+    assert_eq!(summary["inserted"], 0);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|line| line.contains(": units: "))
+            .count(),
+        10_004,
+        "every malformed row on stderr"
+    );
+    assert!(
+        stderr.contains(":10007: chip: ") && stderr.contains("(rule policy)"),
+        "the refusal too"
+    );
+    // A small file's JSON has no errors_omitted.
+    let small = write_file(dir.path(), "small.csv", "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\nB-1,2026-02-10,H200,US,,x,1\n");
+    let (code, summary, _) = run_json(&db, &["import", small.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(summary.get("errors_omitted").is_none(), "{summary}");
+}

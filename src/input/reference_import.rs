@@ -13,6 +13,30 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+/// Most problems an import keeps for its JSON `errors` (SPEC §5); the rest
+/// are counted in `errors_omitted` (and were streamed to the sink).
+pub const ERRORS_KEPT_MAX: usize = 10_000;
+
+/// Where problems go as they are found (the CLI: stderr, as
+/// `FILE:LINE: column: message`), so memory does not grow with them.
+type ProblemSink = Box<dyn Fn(&str, &RowProblem) + Send + Sync>;
+static PROBLEM_SINK: std::sync::RwLock<Option<ProblemSink>> = std::sync::RwLock::new(None);
+
+/// Streams every problem any import finds to `sink`, with the file's label.
+pub fn set_problem_sink(sink: ProblemSink) {
+    if let Ok(mut slot) = PROBLEM_SINK.write() {
+        *slot = Some(sink);
+    }
+}
+
+fn emit_problem(file: &str, problem: &RowProblem) {
+    if let Ok(slot) = PROBLEM_SINK.read() {
+        if let Some(sink) = slot.as_ref() {
+            sink(file, problem);
+        }
+    }
+}
+
 /// Most data rows a reference file (policy, customers, lots, supply,
 /// screening) may hold.
 pub const REFERENCE_ROWS_MAX: u64 = 1_000_000;
@@ -40,6 +64,12 @@ pub struct ImportSummary {
     pub dry_run: bool,
     /// The file itself was refused (its header): no row was read.
     pub file_level: bool,
+    /// Problems found beyond the first `ERRORS_KEPT_MAX`.
+    pub errors_omitted: u64,
+    /// Rows with at least one problem (counted as they are found).
+    pub problem_rows: u64,
+    /// Rows with a malformed value (counted as they are found).
+    pub malformed_rows: u64,
 }
 
 /// `1 row`, `2 rows`.
@@ -50,17 +80,42 @@ pub fn plural(count: u64, one: &str, many: &str) -> String {
 impl ImportSummary {
     /// Whether any problem is a malformed row (exit 2) rather than a refusal.
     pub fn has_malformed(&self) -> bool {
-        self.errors.iter().any(|problem| problem.rule.is_none())
+        self.malformed_rows > 0 || self.errors.iter().any(|problem| problem.rule.is_none())
     }
 
-    /// Counts distinct lines with problems as `rejected` and sorts problems.
+    /// Adds the problems of one row (all at once): streamed to the sink,
+    /// kept for the JSON up to `ERRORS_KEPT_MAX`, counted.
+    pub fn add_row_problems(&mut self, problems: Vec<RowProblem>) {
+        if problems.is_empty() {
+            return;
+        }
+        self.problem_rows += 1;
+        if problems.iter().any(|problem| problem.rule.is_none()) {
+            self.malformed_rows += 1;
+        }
+        for problem in problems {
+            self.add_problem(problem);
+        }
+    }
+
+    /// Adds one problem that is not a row's (a file-level one).
+    pub fn add_problem(&mut self, problem: RowProblem) {
+        emit_problem(&self.file, &problem);
+        if self.errors.len() < ERRORS_KEPT_MAX {
+            self.errors.push(problem);
+        } else {
+            self.errors_omitted += 1;
+        }
+    }
+
+    /// Counts the rows with problems as `rejected` and sorts the problems kept.
     pub fn settle_problems(&mut self) {
         self.errors.sort_by_key(|problem| problem.line);
         let lines: BTreeSet<u64> = self.errors.iter().map(|p| p.line).collect();
         self.rejected = if self.file_level {
             0
         } else {
-            lines.len() as u64
+            self.problem_rows.max(lines.len() as u64)
         };
     }
 }
@@ -87,17 +142,17 @@ pub fn open_table(
             let mut summary = ImportSummary {
                 file: file_label.to_string(),
                 sha256,
-                errors: problems,
                 ..ImportSummary::default()
             };
             // A header problem is about the file, not a row (SPEC §5).
             summary.file_level = true;
-            summary.settle_problems();
             if let Some(hint) = another_kind(path, specs) {
-                summary
-                    .errors
-                    .insert(0, RowProblem::malformed(1, "header", hint));
+                summary.add_problem(RowProblem::malformed(1, "header", hint));
             }
+            for problem in problems {
+                summary.add_problem(problem);
+            }
+            summary.settle_problems();
             Err(Ok(Box::new(summary)))
         }
     }
@@ -203,7 +258,7 @@ pub fn read_reference_rows<T>(
             Ok(Some(row)) => {
                 summary.rows += 1;
                 if summary.rows > REFERENCE_ROWS_MAX {
-                    summary.errors.push(RowProblem::malformed(
+                    summary.add_problem(RowProblem::malformed(
                         row.line,
                         "row",
                         format!("a reference file may hold at most {REFERENCE_ROWS_MAX} rows"),
@@ -216,11 +271,11 @@ pub fn read_reference_rows<T>(
                         parsed.push((row.line, value));
                     }
                 }
-                summary.errors.extend(problems);
+                summary.add_row_problems(problems);
             }
             Err(RowRead::Problems(problems)) => {
                 summary.rows += 1;
-                summary.errors.extend(problems);
+                summary.add_row_problems(problems);
             }
             Err(RowRead::Io(err)) => {
                 return Err(Error::BadInput(format!("cannot read {file_label}: {err}")))
@@ -336,14 +391,14 @@ pub fn import_reference<T: ReferenceRow>(
                 if *earlier == row {
                     summary.duplicates += 1;
                 } else {
-                    summary.errors.push(RowProblem::malformed(
+                    summary.add_row_problems(vec![RowProblem::malformed(
                         line,
                         T::DATE_COLUMN,
                         format!(
                             "conflicts with line {first_line}: {} already has a different event on {}",
                             identity.0, identity.1
                         ),
-                    ));
+                    )]);
                 }
                 continue;
             }
@@ -351,21 +406,19 @@ pub fn import_reference<T: ReferenceRow>(
                 if recorded == row {
                     summary.duplicates += 1;
                 } else {
-                    summary.errors.push(RowProblem::malformed(
+                    summary.add_row_problems(vec![RowProblem::malformed(
                         line,
                         T::DATE_COLUMN,
                         format!(
                             "conflicts with the recorded entry: {} already has a different event on {} (corrections are new events on a new date)",
                             identity.0, identity.1
                         ),
-                    ));
+                    )]);
                 }
                 continue;
             }
             if let Some((column, message)) = row.check(appender.conn(), &mut context, as_of)? {
-                summary
-                    .errors
-                    .push(RowProblem::malformed(line, column, message));
+                summary.add_row_problems(vec![RowProblem::malformed(line, column, message)]);
                 continue;
             }
             seen.insert(identity, (line, row.clone()));
@@ -405,6 +458,9 @@ impl ImportSummary {
         });
         if let Some(accepted) = self.accepted_violations {
             object["accepted_violations"] = serde_json::json!(accepted);
+        }
+        if self.errors_omitted > 0 {
+            object["errors_omitted"] = serde_json::json!(self.errors_omitted);
         }
         if self.dry_run {
             object["dry_run"] = serde_json::json!(true);

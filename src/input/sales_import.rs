@@ -698,26 +698,36 @@ impl Producer<'_> {
     }
 }
 
-/// Collects problems and rejected rows (careful path).
+/// Collects rejected rows for `--rejects` (careful path); the problems
+/// themselves go to the summary as they are found.
 #[derive(Default)]
 struct Problems {
-    list: Vec<RowProblem>,
+    /// Only with `--rejects`: an atomic import keeps no row it refuses.
+    keep_rejects: bool,
     rejects: BTreeMap<u64, Reject>,
 }
 
 impl Problems {
-    fn reject(&mut self, line: u64, fields: Vec<String>, problems: Vec<RowProblem>) {
-        let entry = self.rejects.entry(line).or_insert_with(|| Reject {
-            line,
-            fields,
-            errors: Vec::new(),
-        });
-        for problem in &problems {
-            entry
-                .errors
-                .push(format!("{}: {}", problem.column, problem.message));
+    fn reject(
+        &mut self,
+        summary: &mut ImportSummary,
+        line: u64,
+        fields: Vec<String>,
+        problems: Vec<RowProblem>,
+    ) {
+        if self.keep_rejects {
+            let entry = self.rejects.entry(line).or_insert_with(|| Reject {
+                line,
+                fields,
+                errors: Vec::new(),
+            });
+            for problem in &problems {
+                entry
+                    .errors
+                    .push(format!("{}: {}", problem.column, problem.message));
+            }
         }
-        self.list.extend(problems);
+        summary.add_row_problems(problems);
     }
 }
 
@@ -740,7 +750,10 @@ fn careful_path(
             options,
             label,
             late_marks: Vec::new(),
-            problems: Problems::default(),
+            problems: Problems {
+                keep_rejects: options.rejects_path.is_some(),
+                ..Problems::default()
+            },
             statuses: Vec::new(),
             summary: ImportSummary {
                 file: label.to_string(),
@@ -762,10 +775,9 @@ fn careful_path(
         let Careful {
             appender,
             problems,
-            mut summary,
+            summary,
             ..
         } = careful;
-        summary.errors = problems.list;
         let (summary, commit) = settle(
             appender,
             summary,
@@ -834,8 +846,12 @@ impl Careful<'_, '_> {
                 _ => Status::Malformed,
             };
             if !row_problems.is_empty() {
-                self.problems
-                    .reject(line, pass.table.last_raw_fields(), row_problems);
+                self.problems.reject(
+                    &mut self.summary,
+                    line,
+                    pass.table.last_raw_fields(),
+                    row_problems,
+                );
             }
             self.statuses.push(status);
         }
@@ -930,8 +946,12 @@ impl Careful<'_, '_> {
                         message,
                     })
                     .collect();
-                self.problems
-                    .reject(line, pass.table.last_raw_fields(), problems);
+                self.problems.reject(
+                    &mut self.summary,
+                    line,
+                    pass.table.last_raw_fields(),
+                    problems,
+                );
             }
         }
         Ok(())

@@ -314,14 +314,14 @@ fn refuse_repeated_entries(parsed: &[(u64, ListedParty)], summary: &mut ImportSu
     for (line, party) in parsed {
         let key = (party.list.as_str(), party.entry_id.as_str());
         if let Some(first) = seen.get(&key) {
-            summary.errors.push(RowProblem::malformed(
+            summary.add_row_problems(vec![RowProblem::malformed(
                 *line,
                 "entry_id",
                 format!(
                     "{} of {} is already on line {first}; an entry id is unique per list",
                     party.entry_id, party.list
                 ),
-            ));
+            )]);
         } else {
             seen.insert(key, *line);
         }
