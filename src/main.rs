@@ -726,7 +726,7 @@ fn parse_order_ref(order_ref: &str) -> Result<String, Error> {
 
 fn check(cli: &Cli, request: &RequestArgs, as_of: NaiveDate) -> Result<u8, Error> {
     let request = request.parse()?;
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let answer = quotaledger::desk::check(&ledger, &request, as_of)?;
     print_answer(cli, &answer)?;
     Ok(if answer.allowed { 0 } else { 1 })
@@ -788,7 +788,7 @@ fn report_format(cli: &Cli, format: Option<&str>) -> Result<String, Error> {
 
 fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Result<u8, Error> {
     let format = report_format(cli, format)?;
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     ledger.check_schema()?;
     let period = parse_period(&ledger, period)?;
     let report = quotaledger::report::report(&ledger, period, as_of)?;
@@ -1017,7 +1017,7 @@ fn holds(
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
     let order_ref = order_ref.map(parse_order_ref).transpose()?;
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let listing = quotaledger::report::listings::holds(
         ledger.conn(),
         ledger.settings(),
@@ -1040,7 +1040,7 @@ fn show_reference(
             parse_identifier(id.trim()).map_err(|why| Error::BadInput(format!("'{id}' {why}")))
         })
         .transpose()?;
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let listing = if what == "customers" {
         quotaledger::report::listings::customers(ledger.conn(), as_of, id.as_deref())?
     } else {
@@ -1057,7 +1057,7 @@ fn sales_listing(
     format: Option<&str>,
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let period = parse_period(&ledger, period)?;
     let chip = chip
         .map(|c| parse_chip(c).map_err(|why| Error::BadInput(format!("--chip: {why}"))))
@@ -1081,7 +1081,7 @@ fn payments_listing(
     format: Option<&str>,
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let period = period.map(|p| parse_period(&ledger, p)).transpose()?;
     let listing = quotaledger::report::listings::payments(ledger.conn(), as_of, period)?;
     print_listing(cli, &listing, format)
@@ -1096,7 +1096,7 @@ fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
 }
 
 fn digest(cli: &Cli) -> Result<u8, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let head = ledger.head()?;
     if cli.json {
         print_json(&json!({"entries": head.entries, "head": head.hash_hex()}))?;
@@ -1250,7 +1250,7 @@ fn screening_clear(
 }
 
 fn screening_check(cli: &Cli, as_of: NaiveDate) -> Result<u8, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let answer = quotaledger::report::screening::screening_check(ledger.conn(), as_of)?;
     let code = if answer.has_uncleared_hit() { 1 } else { 0 };
     if cli.json {
@@ -1405,7 +1405,7 @@ fn policy_withdraw(
 }
 
 fn policy_show(cli: &Cli) -> Result<u8, Error> {
-    let ledger = Ledger::open(&cli.db)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
     let versions = versions_for_show(ledger.conn())?;
     if cli.json {
         let items: Vec<_> = versions

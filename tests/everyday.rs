@@ -517,3 +517,104 @@ fn every_problem_streams_to_stderr_and_json_keeps_the_first_ten_thousand() {
     assert_eq!(code, 2);
     assert!(summary.get("errors_omitted").is_none(), "{summary}");
 }
+
+/// Runs the binary as another user who cannot write `dir` or the ledger:
+/// as `nobody` through `setpriv` when the tests run as root (root may write
+/// anything), else as ourselves after taking write permission away.
+fn as_auditor(
+    binary: &std::path::Path,
+    db: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    // Who we are, from `id -u`: root may write anything.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut command = if root {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary);
+        command
+    } else {
+        std::process::Command::new(binary)
+    };
+    command
+        .arg("--db")
+        .arg(db)
+        .args(["--as-of", AS_OF])
+        .args(args);
+    command.output().expect("runs")
+}
+
+#[test]
+fn an_evidence_copy_is_read_where_it_lies_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, db) = loaded_ledger();
+    append_every_other_kind(&db);
+    // The binary where another user can run it (the checkout may sit in a
+    // home directory they cannot enter).
+    let bin_dir = tempfile::tempdir().unwrap();
+    let binary = bin_dir.path().join("qledger");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("qledger"), &binary).unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let evidence_dir = tempfile::tempdir().unwrap();
+    let copy = evidence_dir.path().join("evidence.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    let digest = run(&db, &["digest"]).1;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(evidence_dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let read_only: [&[&str]; 9] = [
+        &["verify"],
+        &["digest"],
+        &["report", "--period", "2026-Q1", "--format", "json"],
+        &[
+            "check",
+            "--chip",
+            "H200",
+            "--market",
+            "CN",
+            "--units",
+            "1",
+            "--date",
+            "2026-02-20",
+            "--customer",
+            "C-ALPHA",
+            "--lot",
+            "L-H200-0002",
+        ],
+        &["holds"],
+        &["customers", "show"],
+        &["payments"],
+        &["sales", "--period", "2026-Q1"],
+        &["policy", "show"],
+    ];
+    for args in read_only {
+        let output = as_auditor(&binary, &copy, args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let output = as_auditor(&binary, &copy, &["digest"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), digest);
+    let beside: Vec<_> = std::fs::read_dir(evidence_dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        beside,
+        vec![std::ffi::OsString::from("evidence.sqlite")],
+        "no file left beside it"
+    );
+    // A write is refused with the path, never half done.
+    let output = as_auditor(&binary, &copy, &["release", "--order", "PO-2"]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("evidence.sqlite"));
+    std::fs::set_permissions(evidence_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}

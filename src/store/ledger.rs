@@ -262,7 +262,18 @@ impl Ledger {
 
     /// Opens an existing, initialised ledger. Never creates a file.
     pub fn open(path: &Path) -> Result<Ledger> {
-        let conn = open_connection(path).map_err(|err| err.concerning(path))?;
+        Ledger::open_as(path, Access::Write)
+    }
+
+    /// Opens an existing ledger for a read-only command: read-only and
+    /// immutable where this user cannot write it (an evidence copy on
+    /// read-only media, or another user's ledger).
+    pub fn open_read_only(path: &Path) -> Result<Ledger> {
+        Ledger::open_as(path, Access::Read)
+    }
+
+    fn open_as(path: &Path, access: Access) -> Result<Ledger> {
+        let conn = open_connection_as(path, access).map_err(|err| err.concerning(path))?;
         crate::trace::phase("open", "connection");
         let settings = read_settings(&conn).map_err(|err| match err {
             Error::Integrity(why) => Error::Integrity(format!(
@@ -408,6 +419,56 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 /// the file exists, is SQLite, was made by `qledger init`, has our schema
 /// version. Never creates a file.
 pub fn open_connection(path: &Path) -> Result<Connection> {
+    open_connection_as(path, Access::Write)
+}
+
+/// What a command will do with the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// It may append entries (and upgrades an older schema).
+    Write,
+    /// It only reads (SPEC §5: `report`, `verify`, `digest`, `check`, the
+    /// listings …): it must work on a read-only file or read-only media,
+    /// and leave no file of its own beside a ledger it cannot write.
+    Read,
+}
+
+/// Whether this process may write `path` (the real user's permissions).
+fn may_write(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+/// Whether a reader must open the ledger immutable: it cannot write the
+/// file or its directory, so SQLite could neither lock it nor make its
+/// shared-memory file (and any file it made would belong to this reader
+/// and stop the owner's next write). The ledger at rest is complete in its
+/// one file (writers checkpoint and the last one removes the WAL), so the
+/// file alone is the record.
+fn read_immutable(path: &Path) -> bool {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    !(may_write(path) && may_write(directory))
+}
+
+/// The `file:` URI of `path`, opened immutable and read-only.
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/._-~".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
+}
+
+/// Opens the connection for `access` (see `open_connection`).
+pub fn open_connection_as(path: &Path, access: Access) -> Result<Connection> {
     let not_a_ledger = |why: &str| {
         Error::BadInput(format!(
             "{} is not a qledger ledger ({why}); create one with `qledger init`",
@@ -422,10 +483,29 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         }
         Err(err) => return Err(Error::from(err)),
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
+    let immutable = access == Access::Read && read_immutable(path);
+    if immutable && std::fs::metadata(wal_path(path)).is_ok_and(|meta| meta.len() > 0) {
+        return Err(Error::Environment(format!(
+            "{} cannot be read here: it is not writable by this user and {} holds entries not yet \
+             copied into it; ask its owner to run any qledger command (which completes the file), \
+             or copy both files",
+            path.display(),
+            wal_path(path).display()
+        )));
+    }
+    let conn = if immutable {
+        Connection::open_with_flags(
+            immutable_uri(path),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    } else {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
     .map_err(|err| not_a_ledger(&err.to_string()))?;
     let application_id: i64 = conn
         .query_row("PRAGMA application_id", [], |row| row.get(0))
@@ -441,6 +521,16 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         return Err(not_a_ledger(&format!(
             "schema version {version}, this qledger reads versions 1 to {SCHEMA_VERSION}"
         )));
+    }
+    if immutable {
+        if version < SCHEMA_VERSION {
+            return Err(Error::Environment(format!(
+                "{} has schema version {version}; this qledger upgrades it in place to version \
+                 {SCHEMA_VERSION} the first time it is opened with write access, and it is read-only here",
+                path.display()
+            )));
+        }
+        return Ok(conn);
     }
     configure(&conn)?;
     if version < SCHEMA_VERSION {
@@ -505,7 +595,7 @@ pub fn default_actor() -> String {
 /// The stored hash of entry 1: the ledger's identity (`ledger_id` of a
 /// checkpoint). `verify` proves it; this only reads it.
 pub fn first_hash(path: &Path) -> Result<Hash> {
-    let conn = open_connection(path).map_err(|err| err.concerning(path))?;
+    let conn = open_connection_as(path, Access::Read).map_err(|err| err.concerning(path))?;
     let hash: Vec<u8> = conn
         .query_row(
             "SELECT hash FROM ledger_settings WHERE seq = 1",

@@ -11,7 +11,7 @@ use crate::money::Ratio;
 use crate::period::{Period, PeriodKind};
 use crate::rules::ChipPolicy;
 use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS, SALE};
-use crate::store::ledger::{open_connection, read_head, ChainHead};
+use crate::store::ledger::{read_head, ChainHead};
 use fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
@@ -795,7 +795,7 @@ fn bad_report(check: &RangeCheck, seq: i64, message: String) -> VerifyReport {
 
 /// A connection for a whole-file scan, in a read transaction.
 fn reading_connection(path: &Path) -> Result<Connection> {
-    let conn = open_connection(path)?;
+    let conn = crate::store::ledger::open_connection_as(path, crate::store::ledger::Access::Read)?;
     conn.execute_batch("BEGIN DEFERRED")?;
     Ok(conn)
 }
