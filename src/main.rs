@@ -148,8 +148,8 @@ enum Command {
         after_help = "Example:\n  qledger --db ledger.sqlite init --period quarter --restricted CN,HK,MO"
     )]
     Init {
-        /// Reporting period: month or quarter.
-        #[arg(long, default_value = "quarter")]
+        /// Reporting period: month (ids YYYY-MM) or quarter (ids YYYY-Qn).
+        #[arg(long, default_value = "quarter", value_parser = ["month", "quarter"])]
         period: String,
         /// The restricted market group, comma-separated.
         #[arg(long, default_value = "CN,HK,MO")]
@@ -240,11 +240,11 @@ enum Command {
         after_help = "Example:\n  qledger report --period 2026-Q1\n  qledger report --period 2026-Q1 --format csv > q1.csv\n  (periods: YYYY-Qn for a quarterly ledger, YYYY-MM for a monthly one)"
     )]
     Report {
-        /// Period id (YYYY-Qn or YYYY-MM, as the ledger's periods).
+        /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
         #[arg(long)]
         period: String,
         /// table, json or csv (--json means json).
-        #[arg(long)]
+        #[arg(long, value_parser = ["table", "json", "csv"])]
         format: Option<String>,
     },
     /// Record a remittance payment for a period (open or closed), or reverse one.
@@ -252,7 +252,7 @@ enum Command {
         after_help = "Example:\n  qledger remit --period 2026-Q1 --amount 34787593.75 --paid-on 2026-04-15 --reference WIRE-0415\n  qledger remit --reverse --period 2026-Q1 --reference WIRE-0415 --reason \"keyed for the wrong period\""
     )]
     Remit {
-        /// Period id.
+        /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
         #[arg(long)]
         period: String,
         /// Amount in USD (up to 4 decimals).
@@ -278,7 +278,7 @@ enum Command {
     /// Seal a period that is over.
     #[command(after_help = "Example:\n  qledger --as-of 2026-04-01 close --period 2026-Q1")]
     Close {
-        /// Period id.
+        /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
         #[arg(long)]
         period: String,
     },
@@ -423,7 +423,12 @@ impl RequestArgs {
 #[derive(Subcommand)]
 enum PolicyAction {
     /// Import policy versions from a CSV file.
-    Import { file: PathBuf },
+    Import {
+        /// CSV: chip, effective_from, restricted_allowed, cap_ratio, cap_window,
+        /// remittance_rate, lab_test_required, customer_approval_required, source
+        /// [, us_supply_attestation_required, end_use_certificate_required]
+        file: PathBuf,
+    },
     /// Show every recorded policy version (withdrawn ones marked).
     Show,
     /// Withdraw a version recorded by mistake, before it takes effect.
@@ -444,7 +449,11 @@ enum PolicyAction {
 enum SupplyAction {
     /// Import US-supply attestations from a CSV file.
     #[command(after_help = "Example:\n  qledger supply import supply.csv")]
-    Import { file: PathBuf },
+    Import {
+        /// CSV: chip, period, us_inventory_units, us_open_orders_units, attested_on,
+        /// attested_by, reference
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -454,6 +463,7 @@ enum ScreeningAction {
         after_help = "Example:\n  qledger screening import csl-2026-03-02.csv --effective 2026-03-02"
     )]
     Import {
+        /// CSV: list, entry_id, name, alt_names (;-separated), country (the whole list)
         file: PathBuf,
         /// First day the snapshot is in force (default: the as-of date; never after it).
         #[arg(long, value_name = "DATE")]
@@ -487,7 +497,12 @@ enum ScreeningAction {
 #[derive(Subcommand)]
 enum ImportAction {
     /// Import events from a CSV file.
-    Import { file: PathBuf },
+    Import {
+        /// CSV of customer events (customer_id, name, country, status, effective_date,
+        /// reference [, kyc_expires_on, end_use_certificate]) or of lot events
+        /// (lot_id, chip, units, lab, certificate_id, result, effective_date)
+        file: PathBuf,
+    },
     /// List them in their state on the as-of date.
     Show {
         /// Only this one (a customer id or a lot id).

@@ -617,4 +617,73 @@ fn an_evidence_copy_is_read_where_it_lies_and_left_as_it_was() {
     assert_ne!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stderr).contains("evidence.sqlite"));
     std::fs::set_permissions(evidence_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // `verify` by another user on the owner's live ledger, then the owner's
+    // `reserve`: the auditor left nothing that stops the owner's write.
+    let owner_dir = tempfile::tempdir().unwrap();
+    let owned = owner_dir.path().join("ledger.sqlite");
+    std::fs::copy(&db, &owned).unwrap();
+    std::fs::set_permissions(owner_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = as_auditor(&binary, &owned, &["verify"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    run_ok(reserve_command(&owned, "2026-02-16", "PO-AFTER-AUDIT", "1"), "the owner's reserve");
+}
+
+#[test]
+fn every_argument_of_every_command_is_described() {
+    let commands: [&[&str]; 30] = [
+        &["init"],
+        &["policy", "import"],
+        &["policy", "show"],
+        &["policy", "withdraw"],
+        &["customers", "import"],
+        &["customers", "show"],
+        &["lots", "import"],
+        &["lots", "show"],
+        &["supply", "import"],
+        &["screening", "import"],
+        &["screening", "clear"],
+        &["screening", "check"],
+        &["import"],
+        &["check"],
+        &["reserve"],
+        &["release"],
+        &["report"],
+        &["remit"],
+        &["close"],
+        &["verify"],
+        &["digest"],
+        &["holds"],
+        &["payments"],
+        &["sales"],
+        &["keygen"],
+        &["checkpoint"],
+        &["completions"],
+        &["policy"],
+        &["screening"],
+        &["supply"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("qledger"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8(output.stdout).unwrap();
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            let is_item =
+                line.starts_with("  ") && (trimmed.starts_with('-') || trimmed.starts_with('<'));
+            if is_item {
+                let described = trimmed
+                    .split("  ")
+                    .filter(|part| !part.trim().is_empty())
+                    .count()
+                    >= 2;
+                assert!(described, "{args:?}: '{line}' has no description");
+            }
+        }
+    }
 }
