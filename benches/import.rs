@@ -271,6 +271,28 @@ fn main() {
             seconds(run.elapsed),
             run.max_rss_kib / 1024
         );
+        let rejects = dir.join("bad-lines-rejects.csv");
+        let _ = std::fs::remove_file(&rejects);
+        let partial = measure(
+            bench
+                .qledger(
+                    &db,
+                    &[
+                        "import",
+                        bad.to_str().unwrap(),
+                        "--partial",
+                        "--rejects",
+                        rejects.to_str().unwrap(),
+                    ],
+                )
+                .stderr(std::process::Stdio::null()),
+        );
+        assert_eq!(partial.status, 1, "rows rejected with --partial");
+        println!(
+            "5M malformed lines with --partial --rejects: {:.1} s, peak RSS {} MiB (goal < 100 MiB), every row in the rejects file",
+            seconds(partial.elapsed),
+            partial.max_rss_kib / 1024
+        );
     }
 
     if !skip.contains("rss") {

@@ -625,8 +625,16 @@ fn an_evidence_copy_is_read_where_it_lies_and_left_as_it_was() {
     std::fs::set_permissions(owner_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = as_auditor(&binary, &owned, &["verify"]);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    run_ok(reserve_command(&owned, "2026-02-16", "PO-AFTER-AUDIT", "1"), "the owner's reserve");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    run_ok(
+        reserve_command(&owned, "2026-02-16", "PO-AFTER-AUDIT", "1"),
+        "the owner's reserve",
+    );
 }
 
 #[test]

@@ -31,7 +31,7 @@ use crate::rules::facts::{Applied, Deltas, LedgerFacts};
 use crate::rules::{self, Facts, Purpose, Shipment};
 use crate::store::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use chrono::NaiveDate;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -698,36 +698,89 @@ impl Producer<'_> {
     }
 }
 
-/// Collects rejected rows for `--rejects` (careful path); the problems
-/// themselves go to the summary as they are found.
+/// Collects rejected rows for `--rejects` (careful path) in a temporary
+/// table on the import's connection (on disk, so memory does not grow with
+/// them); the problems themselves go to the summary as they are found.
 #[derive(Default)]
 struct Problems {
     /// Only with `--rejects`: an atomic import keeps no row it refuses.
     keep_rejects: bool,
-    rejects: BTreeMap<u64, Reject>,
 }
 
 impl Problems {
+    fn start(&self, conn: &rusqlite::Connection) -> Result<()> {
+        if self.keep_rejects {
+            conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS import_rejects (line INTEGER PRIMARY KEY, \
+                 fields TEXT NOT NULL, errors TEXT NOT NULL); DELETE FROM temp.import_rejects;",
+            )?;
+        }
+        Ok(())
+    }
+
     fn reject(
         &mut self,
+        conn: &rusqlite::Connection,
         summary: &mut ImportSummary,
         line: u64,
         fields: Vec<String>,
         problems: Vec<RowProblem>,
-    ) {
+    ) -> Result<()> {
         if self.keep_rejects {
-            let entry = self.rejects.entry(line).or_insert_with(|| Reject {
-                line,
-                fields,
-                errors: Vec::new(),
-            });
-            for problem in &problems {
-                entry
-                    .errors
-                    .push(format!("{}: {}", problem.column, problem.message));
-            }
+            let errors: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: {}", problem.column, problem.message))
+                .collect();
+            let fields = serde_json::to_string(&fields).expect("strings serialise");
+            conn.prepare_cached(
+                "INSERT INTO temp.import_rejects (line, fields, errors) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (line) DO UPDATE SET errors = errors || '; ' || excluded.errors",
+            )?
+            .execute((line as i64, fields, errors.join("; ")))?;
         }
         summary.add_row_problems(problems);
+        Ok(())
+    }
+
+    /// Writes the rejects file from the table, in line order.
+    fn write(&self, conn: &rusqlite::Connection, path: &Path, header: &[String]) -> Result<()> {
+        let mut statement =
+            conn.prepare("SELECT line, fields, errors FROM temp.import_rejects ORDER BY line")?;
+        let mut rows = statement.query([])?;
+        let mut failed: Option<Error> = None;
+        let mut next = || -> Option<Reject> {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => return None,
+                Err(err) => {
+                    failed = Some(err.into());
+                    return None;
+                }
+            };
+            let read = || -> Result<Reject> {
+                let line: i64 = row.get(0)?;
+                let fields: String = row.get(1)?;
+                let errors: String = row.get(2)?;
+                Ok(Reject {
+                    line: line as u64,
+                    fields: serde_json::from_str(&fields)
+                        .map_err(|err| Error::Integrity(format!("a reject's fields: {err}")))?,
+                    errors: vec![errors],
+                })
+            };
+            match read() {
+                Ok(reject) => Some(reject),
+                Err(err) => {
+                    failed = Some(err);
+                    None
+                }
+            }
+        };
+        write_rejects_rows(path, header, std::iter::from_fn(&mut next))?;
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 }
 
@@ -752,7 +805,6 @@ fn careful_path(
             late_marks: Vec::new(),
             problems: Problems {
                 keep_rejects: options.rejects_path.is_some(),
-                ..Problems::default()
             },
             statuses: Vec::new(),
             summary: ImportSummary {
@@ -761,6 +813,7 @@ fn careful_path(
                 ..ImportSummary::default()
             },
         };
+        careful.problems.start(careful.appender.conn())?;
         let mut first = Pass::reopen(path, label, progress)?;
         careful.classify(&mut first)?;
         let sha256 = first.finish(None)?;
@@ -788,12 +841,14 @@ fn careful_path(
         let outcome = SalesImport {
             summary,
             header,
-            rejects: problems.rejects.into_values().collect(),
+            rejects: Vec::new(),
             committed: commit,
             file_level: false,
             path_taken: "careful",
         };
-        write_rejects_before_commit(options, &outcome)?;
+        if let Some(path) = &options.rejects_path {
+            problems.write(appender.conn(), path, &outcome.header)?;
+        }
         Ok((outcome, commit))
     })
 }
@@ -847,11 +902,12 @@ impl Careful<'_, '_> {
             };
             if !row_problems.is_empty() {
                 self.problems.reject(
+                    self.appender.conn(),
                     &mut self.summary,
                     line,
                     pass.table.last_raw_fields(),
                     row_problems,
-                );
+                )?;
             }
             self.statuses.push(status);
         }
@@ -947,11 +1003,12 @@ impl Careful<'_, '_> {
                     })
                     .collect();
                 self.problems.reject(
+                    self.appender.conn(),
                     &mut self.summary,
                     line,
                     pass.table.last_raw_fields(),
                     problems,
-                );
+                )?;
             }
         }
         Ok(())
@@ -1142,13 +1199,22 @@ fn write_rejects_before_commit(options: &SalesImportOptions, outcome: &SalesImpo
 
 /// Writes the rejects file: the original columns, then `line` and `error`.
 pub fn write_rejects(path: &Path, outcome: &SalesImport) -> Result<()> {
+    write_rejects_rows(path, &outcome.header, outcome.rejects.iter().cloned())
+}
+
+/// Writes a rejects file: the header, then each rejected row.
+fn write_rejects_rows(
+    path: &Path,
+    header: &[String],
+    rejects: impl Iterator<Item = Reject>,
+) -> Result<()> {
     let write = || -> std::result::Result<(), csv::Error> {
         let mut writer = csv::WriterBuilder::new().flexible(true).from_path(path)?;
-        let mut header = outcome.header.clone();
+        let mut header = header.to_vec();
         header.push("line".to_string());
         header.push("error".to_string());
         writer.write_record(&header)?;
-        for reject in &outcome.rejects {
+        for reject in rejects {
             let mut record = reject.fields.clone();
             // A record of the wrong width is written as it was read.
             record.push(reject.line.to_string());
