@@ -334,6 +334,36 @@ enum Command {
         #[arg(long, value_parser = ["table", "json", "csv"])]
         format: Option<String>,
     },
+    /// Every period's figures from one period to another (at most 120).
+    #[command(
+        after_help = "Example:\n  qledger history --from 2026-Q1 --to 2026-Q4\n  qledger history --from 2026-01 --to 2026-12 --format csv > 2026.csv"
+    )]
+    History {
+        /// First period: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
+        #[arg(long, value_name = "PERIOD")]
+        from: String,
+        /// Last period, of the same form.
+        #[arg(long, value_name = "PERIOD")]
+        to: String,
+        /// table, json or csv (--json means json).
+        #[arg(long, value_parser = ["table", "json", "csv"])]
+        format: Option<String>,
+    },
+    /// Every entry, in sequence order, with its kind, hash and fields, for an auditor's own tools.
+    #[command(
+        after_help = "Example:\n  qledger export --format jsonl > ledger.jsonl\n  qledger export --from 1000 --to 2000 --format csv > part.csv"
+    )]
+    Export {
+        /// First entry (default 1).
+        #[arg(long, value_name = "N")]
+        from: Option<i64>,
+        /// Last entry (default the last).
+        #[arg(long, value_name = "N")]
+        to: Option<i64>,
+        /// jsonl (exact; --json means jsonl) or csv (every kind's columns; NULL as \N).
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: Option<String>,
+    },
     /// List the sales and returns dated in a period.
     #[command(after_help = "Example:\n  qledger sales --period 2026-Q1 --market CN --format csv")]
     Sales {
@@ -647,6 +677,8 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Lots {
             action: ImportAction::Show { id, format },
         } => show_reference(cli, "lots", id.as_deref(), format.as_deref(), as_of),
+        Command::History { from, to, format } => history(cli, from, to, format.as_deref(), as_of),
+        Command::Export { from, to, format } => export(cli, *from, *to, format.as_deref()),
         Command::Sales {
             period,
             chip,
@@ -812,6 +844,66 @@ fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Re
         "csv" => write_out(&report.to_csv())?,
         _ => write_out(&report.to_table())?,
     }
+    Ok(0)
+}
+
+fn history(
+    cli: &Cli,
+    from: &str,
+    to: &str,
+    format: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    let format = report_format(cli, format)?;
+    let ledger = Ledger::open_read_only(&cli.db)?;
+    ledger.check_schema()?;
+    let from = parse_period(&ledger, from)?;
+    let to = parse_period(&ledger, to)?;
+    let reports = quotaledger::report::history::history(&ledger, from, to, as_of)?;
+    use quotaledger::report::history;
+    match format.as_str() {
+        "json" => print_json(&history::to_json(&reports))?,
+        "csv" => write_out(&history::to_csv(&reports))?,
+        _ => write_out(&history::to_table(&reports, as_of))?,
+    }
+    Ok(0)
+}
+
+fn export(
+    cli: &Cli,
+    from: Option<i64>,
+    to: Option<i64>,
+    format: Option<&str>,
+) -> Result<u8, Error> {
+    use quotaledger::report::export::{export as export_entries, ExportFormat};
+    let format = match (cli.json, format) {
+        (true, Some("csv")) => {
+            return Err(Error::BadInput(
+                "--json means --format jsonl; it contradicts --format csv".to_string(),
+            ))
+        }
+        (_, Some("csv")) => ExportFormat::Csv,
+        _ => ExportFormat::Jsonl,
+    };
+    let (from, to) = (from.unwrap_or(1), to.unwrap_or(i64::MAX));
+    if from < 1 || to < from {
+        return Err(Error::BadInput(format!(
+            "--from {from} --to {to}: entries are numbered from 1, and --to may not be before --from"
+        )));
+    }
+    let ledger = Ledger::open_read_only(&cli.db)?;
+    ledger.check_schema()?;
+    let conn = ledger.conn();
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let exported = if cli.quiet {
+        export_entries(conn, from, to, format, &mut std::io::sink())
+    } else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        export_entries(conn, from, to, format, &mut out)
+    };
+    conn.execute_batch("COMMIT")?;
+    exported?;
     Ok(0)
 }
 

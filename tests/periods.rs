@@ -831,3 +831,174 @@ fn the_report_uses_the_reference_date_inside_the_period() {
         capped("2026-06-30", "2026-Q2")
     );
 }
+
+#[test]
+fn history_over_a_closed_a_late_and_an_open_period_matches_hand_computed_figures() {
+    let (dir, db) = ledger();
+    // 2026-Q1: US 100, China 10 at 100 USD: due 10 x 100 x 0.25 = 250.00; paid in full.
+    import(
+        &dir,
+        &db,
+        "q1.csv",
+        "U1,2026-02-10,CAPPED,US,,100,100,,,,\nC1,2026-02-11,CAPPED,CN,C,10,100,,,,\n",
+    );
+    assert_eq!(
+        at(&db, "2026-04-01", &["close", "--period", "2026-Q1"]).0,
+        0
+    );
+    let remit = [
+        "remit",
+        "--period",
+        "2026-Q1",
+        "--amount",
+        "250",
+        "--paid-on",
+        "2026-04-02",
+        "--reference",
+        "W1",
+    ];
+    assert_eq!(at(&db, "2026-04-02", &remit).0, 0);
+    // 2026-Q2: US 200, China 20: due 500.00; closed; then a late China sale of 4: +100.00.
+    import(
+        &dir,
+        &db,
+        "q2.csv",
+        "U2,2026-05-10,CAPPED,US,,200,100,,,,\nC2,2026-05-11,CAPPED,CN,C,20,100,,,,\n",
+    );
+    assert_eq!(
+        at(&db, "2026-07-01", &["close", "--period", "2026-Q2"]).0,
+        0
+    );
+    let late = write_file(
+        dir.path(),
+        "late.csv",
+        &format!("{SALES}L1,2026-06-20,CAPPED,CN,C,4,100,,,,\n"),
+    );
+    let (code, _, stderr) = at(
+        &db,
+        "2026-07-02",
+        &[
+            "import",
+            late.to_str().unwrap(),
+            "--late",
+            "--reason",
+            "found late",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // 2026-Q3, open: US 50, China 5: due 125.00, limit 25.
+    import(
+        &dir,
+        &db,
+        "q3.csv",
+        "U3,2026-07-02,CAPPED,US,,50,100,,,,\nC3,2026-07-03,CAPPED,CN,C,5,100,,,,\n",
+    );
+    let (code, history, stderr) = at(
+        &db,
+        "2026-07-03",
+        &["--json", "history", "--from", "2026-Q1", "--to", "2026-Q3"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let periods = history["periods"].as_array().unwrap();
+    assert_eq!(periods.len(), 3);
+    let capped = |index: usize| {
+        periods[index]["chips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|chip| chip["chip"] == "CAPPED")
+            .unwrap()
+            .clone()
+    };
+    let expected = [
+        (
+            "2026-Q1", true, 100, 10, 50, 40, "250.00", "250.00", "250", "0.00",
+        ),
+        (
+            "2026-Q2", true, 200, 20, 100, 80, "500.00", "600.00", "0", "600.00",
+        ),
+        (
+            "2026-Q3", false, 50, 5, 25, 20, "125.00", "125.00", "0", "125.00",
+        ),
+    ];
+    for (index, (period, closed, us, cn, limit, headroom, chip_due, due, paid, outstanding)) in
+        expected.into_iter().enumerate()
+    {
+        let entry = &periods[index];
+        assert_eq!(
+            (
+                entry["period"].as_str().unwrap(),
+                entry["closed"].as_bool().unwrap()
+            ),
+            (period, closed)
+        );
+        let chip = capped(index);
+        assert_eq!(
+            (
+                &chip["us_units"],
+                &chip["restricted_units"],
+                &chip["limit"],
+                &chip["headroom"],
+                &chip["remittance_due_usd"]
+            ),
+            (
+                &Json::from(us),
+                &Json::from(cn),
+                &Json::from(limit),
+                &Json::from(headroom),
+                &Json::from(chip_due)
+            ),
+            "{period}: {chip}"
+        );
+        assert_eq!(
+            entry["remittance"],
+            serde_json::json!({"due_usd": due, "paid_usd": paid, "outstanding_usd": outstanding}),
+            "{period}"
+        );
+        // Each period as `report` gives it.
+        let alone = report(&db, "2026-07-03", period);
+        assert_eq!(entry["chips"], alone["chips"], "{period}");
+    }
+    let (code, csv, _) = at(
+        &db,
+        "2026-07-03",
+        &[
+            "history", "--from", "2026-Q1", "--to", "2026-Q3", "--format", "csv",
+        ],
+    );
+    assert_eq!(code, 0);
+    let csv = csv.as_str().unwrap().to_string();
+    assert!(
+        csv.lines().any(|line| line
+            == "2026-Q2,true,CAPPED,200,20,0,0.5,period,100,80,ok,2000,500.00,600.00,0,600.00"),
+        "{csv}"
+    );
+    // Bad ranges are bad input.
+    assert_eq!(
+        at(
+            &db,
+            "2026-07-03",
+            &["history", "--from", "2026-Q3", "--to", "2026-Q1"]
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        at(
+            &db,
+            "2026-07-03",
+            &["history", "--from", "2000-Q1", "--to", "2030-Q4"]
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        at(
+            &db,
+            "2026-07-03",
+            &["history", "--from", "2026-03", "--to", "2026-Q1"]
+        )
+        .0,
+        2
+    );
+}

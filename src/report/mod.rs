@@ -17,6 +17,8 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod export;
+pub mod history;
 pub mod late;
 pub mod listings;
 pub mod payments;
