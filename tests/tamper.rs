@@ -930,7 +930,11 @@ fn export_holds_every_entry_and_its_fields_recompute_the_chain() {
         let mut canonical = netstring(entry["seq"].to_string().as_bytes());
         canonical.extend(netstring(table.as_bytes()));
         for column in kind.columns {
-            let name = if *column == "kind" { "sale_kind" } else { column };
+            let name = if *column == "kind" {
+                "sale_kind"
+            } else {
+                column
+            };
             canonical.extend(encode(&entry[name]));
         }
         for column in kind.trailing() {

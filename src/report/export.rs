@@ -237,7 +237,10 @@ fn csv_line(
                 ValueRef::Real(number) => number.to_string(),
             }
         };
-        if let Some(at) = header.iter().position(|name| *name == exported_name(column)) {
+        if let Some(at) = header
+            .iter()
+            .position(|name| *name == exported_name(column))
+        {
             cells[at] = text;
         }
     }
