@@ -186,7 +186,7 @@ fn judge_restricted_sale(
     accept_reason: Option<&str>,
     late: bool,
 ) -> Result<std::result::Result<Recordable, Vec<(Rule, String)>>> {
-    let mut verdict = rules::judge_restricted(facts, &shipment(row), Purpose::Sale)?;
+    let mut verdict = rules::judge_restricted(facts, &Shipment::of_sale(row), Purpose::Sale)?;
     if late {
         // A late entry faces every rule but `closed` (SPEC §3.12).
         verdict.refusals.retain(|(rule, _)| *rule != Rule::Closed);
@@ -252,18 +252,6 @@ fn revenue(
         .checked_mul_units(row.units as i128)
         .expect("units x price within 128 bits");
     Ok((rate, amount))
-}
-
-fn shipment(row: &SaleRow) -> Shipment<'_> {
-    Shipment {
-        date: row.sale_date,
-        chip: &row.chip,
-        market: &row.market,
-        customer_id: row.customer_id.as_deref(),
-        lot_id: row.lot_id.as_deref(),
-        units: row.units,
-        order_ref: row.order_ref.as_deref(),
-    }
 }
 
 /// A row, or what made it unreadable.

@@ -87,6 +87,21 @@ pub struct Shipment<'a> {
     pub order_ref: Option<&'a str>,
 }
 
+impl<'a> Shipment<'a> {
+    /// A recorded or imported sale as a shipment on its own date.
+    pub fn of_sale(row: &'a crate::records::sales::SaleRow) -> Shipment<'a> {
+        Shipment {
+            date: row.sale_date,
+            chip: &row.chip,
+            market: &row.market,
+            customer_id: row.customer_id.as_deref(),
+            lot_id: row.lot_id.as_deref(),
+            units: row.units,
+            order_ref: row.order_ref.as_deref(),
+        }
+    }
+}
+
 /// Whether the shipment is a sale (draws holds) or a request for a hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {

@@ -224,7 +224,8 @@ impl Replay<'_> {
         let (mut refusals, draw) = match (row.kind, group) {
             (SaleKind::Return, _) => (self.return_refusals(seq, row)?, None),
             (SaleKind::Sale, MarketGroup::Restricted) => {
-                let verdict = rules::judge_restricted(self.facts, &shipment(row), Purpose::Sale)?;
+                let verdict =
+                    rules::judge_restricted(self.facts, &Shipment::of_sale(row), Purpose::Sale)?;
                 let draw = verdict.draw.map(|(hold, drawn)| (hold.seq, drawn));
                 (verdict.refusals, draw)
             }
@@ -342,18 +343,6 @@ fn accepted_fault(row: &SaleRow, refusals: &[Refusal], accepted: Option<&str>) -
             }
         ),
     })
-}
-
-fn shipment(row: &SaleRow) -> Shipment<'_> {
-    Shipment {
-        date: row.sale_date,
-        chip: &row.chip,
-        market: &row.market,
-        customer_id: row.customer_id.as_deref(),
-        lot_id: row.lot_id.as_deref(),
-        units: row.units,
-        order_ref: row.order_ref.as_deref(),
-    }
 }
 
 impl Replay<'_> {
