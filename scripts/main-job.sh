@@ -45,3 +45,6 @@ q close --period 2026-Q1
 q verify
 echo "digest: $(q digest)"
 q report --period 2026-Q1
+html="${db%.sqlite}-2026-Q1.html"
+q report --period 2026-Q1 --format html > "$html"
+echo "the 2026-Q1 report as a page: $html"

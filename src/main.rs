@@ -243,8 +243,8 @@ enum Command {
         /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
         #[arg(long)]
         period: String,
-        /// table, json or csv (--json means json).
-        #[arg(long, value_parser = ["table", "json", "csv"])]
+        /// table, json, csv or html (one self-contained page; --json means json).
+        #[arg(long, value_parser = ["table", "json", "csv", "html"])]
         format: Option<String>,
     },
     /// Record a remittance payment for a period (open or closed), or reverse one.
@@ -828,8 +828,8 @@ fn report_format(cli: &Cli, format: Option<&str>) -> Result<String, Error> {
             "--json asks for JSON but --format asks for {f}"
         ))),
         (false, None) => Ok("table".to_string()),
-        (false, Some(f)) if ["table", "json", "csv"].contains(&f.as_str()) => Ok(f),
-        (false, Some(f)) => Err(Error::BadInput(format!("--format {f}: table, json or csv"))),
+        (false, Some(f)) if ["table", "json", "csv", "html"].contains(&f.as_str()) => Ok(f),
+        (false, Some(f)) => Err(Error::BadInput(format!("--format {f}: table, json, csv or html"))),
     }
 }
 
@@ -841,6 +841,11 @@ fn report(cli: &Cli, period: &str, format: Option<&str>, as_of: NaiveDate) -> Re
     let report = quotaledger::report::report(&ledger, period, as_of)?;
     match format.as_str() {
         "json" => print_json(&report.to_json())?,
+        "html" => {
+            use quotaledger::report::html;
+            let series = html::cap_series(ledger.conn(), ledger.settings(), &report)?;
+            write_out(&html::page(&report.to_json(), &series))?
+        }
         "csv" => write_out(&report.to_csv())?,
         _ => write_out(&report.to_table())?,
     }

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub mod export;
 pub mod history;
+pub mod html;
 pub mod late;
 pub mod listings;
 pub mod payments;
