@@ -829,7 +829,9 @@ fn report_format(cli: &Cli, format: Option<&str>) -> Result<String, Error> {
         ))),
         (false, None) => Ok("table".to_string()),
         (false, Some(f)) if ["table", "json", "csv", "html"].contains(&f.as_str()) => Ok(f),
-        (false, Some(f)) => Err(Error::BadInput(format!("--format {f}: table, json, csv or html"))),
+        (false, Some(f)) => Err(Error::BadInput(format!(
+            "--format {f}: table, json, csv or html"
+        ))),
     }
 }
 

@@ -31,7 +31,11 @@ pub struct CapSeries {
 
 /// The series of every capped chip of `report`, from the derived daily
 /// units and the rules' own figures (`figures_on`, `cap_limit`).
-pub fn cap_series(conn: &Connection, settings: &Settings, report: &Report) -> Result<Vec<CapSeries>> {
+pub fn cap_series(
+    conn: &Connection,
+    settings: &Settings,
+    report: &Report,
+) -> Result<Vec<CapSeries>> {
     let mut facts = LedgerFacts::new(conn, settings.clone(), report.as_of)?;
     let reference = super::reference_date(report.period, report.as_of);
     let mut all = Vec::new();
@@ -45,7 +49,11 @@ pub fn cap_series(conn: &Connection, settings: &Settings, report: &Report) -> Re
                  WHERE chip = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day",
             )?
             .query_map(
-                (&chip.chip, format_date(window.start), format_date(window.end)),
+                (
+                    &chip.chip,
+                    format_date(window.start),
+                    format_date(window.end),
+                ),
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )?
             .collect::<rusqlite::Result<_>>()?;
@@ -84,8 +92,12 @@ pub fn thousands(value: &Value) -> String {
         Value::Null => return "–".to_string(),
         other => return other.to_string(),
     };
-    let (sign, rest) = text.strip_prefix('-').map_or(("", text.as_str()), |rest| ("-", rest));
-    let (whole, fraction) = rest.split_once('.').map_or((rest, None), |(w, f)| (w, Some(f)));
+    let (sign, rest) = text
+        .strip_prefix('-')
+        .map_or(("", text.as_str()), |rest| ("-", rest));
+    let (whole, fraction) = rest
+        .split_once('.')
+        .map_or((rest, None), |(w, f)| (w, Some(f)));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return text;
     }
@@ -221,7 +233,12 @@ fn chart(series: &CapSeries, chips: &Value) -> Markup {
         .map(|(_, limit, shipped)| (*limit).max(*shipped))
         .max()
         .unwrap_or(0)
-        .max(series.days.last().map_or(0, |(_, _, shipped)| shipped + series.held))
+        .max(
+            series
+                .days
+                .last()
+                .map_or(0, |(_, _, shipped)| shipped + series.held),
+        )
         .max(1);
     let count = series.days.len().max(2) as i64 - 1;
     let x = |index: usize| 40 + index as i64 * (CHART_WIDTH - 50) / count;
@@ -297,7 +314,11 @@ fn lots(lots: &Value) -> Markup {
 
 /// A bar of `used` out of `capacity` units (full and black when over).
 fn bar(used: i64, capacity: i64) -> Markup {
-    let width = if capacity <= 0 { 100 } else { (used.max(0) * 100 / capacity).min(100) };
+    let width = if capacity <= 0 {
+        100
+    } else {
+        (used.max(0) * 100 / capacity).min(100)
+    };
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width="104" height="12" viewBox="0 0 104 12" {
             rect x="1" y="1" width="102" height="10" fill="#fff" stroke="#000" {}
