@@ -345,8 +345,8 @@ enum Command {
         /// Last period, of the same form.
         #[arg(long, value_name = "PERIOD")]
         to: String,
-        /// table, json or csv (--json means json).
-        #[arg(long, value_parser = ["table", "json", "csv"])]
+        /// table, json, csv or html (one self-contained page; --json means json).
+        #[arg(long, value_parser = ["table", "json", "csv", "html"])]
         format: Option<String>,
     },
     /// Every entry, in sequence order, with its kind, hash and fields, for an auditor's own tools.
@@ -871,6 +871,9 @@ fn history(
     match format.as_str() {
         "json" => print_json(&history::to_json(&reports))?,
         "csv" => write_out(&history::to_csv(&reports))?,
+        "html" => write_out(&quotaledger::report::html::history_page(&history::to_json(
+            &reports,
+        )))?,
         _ => write_out(&history::to_table(&reports, as_of))?,
     }
     Ok(0)

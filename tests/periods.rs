@@ -973,6 +973,31 @@ fn history_over_a_closed_a_late_and_an_open_period_matches_hand_computed_figures
             == "2026-Q2,true,CAPPED,200,20,0,0.5,period,100,80,ok,2000,500.00,600.00,0,600.00"),
         "{csv}"
     );
+    // The same series as one page: each period open or closed, its figures.
+    let (code, page, _) = at(
+        &db,
+        "2026-07-03",
+        &[
+            "history", "--from", "2026-Q1", "--to", "2026-Q3", "--format", "html",
+        ],
+    );
+    assert_eq!(code, 0);
+    let page = page.as_str().unwrap().to_string();
+    assert!(
+        page.contains("default-src 'none'") && page.contains("<svg"),
+        "self-contained, with a chart"
+    );
+    for needle in [
+        "2026-Q1</td><td>closed",
+        "2026-Q2</td><td>closed",
+        "2026-Q3</td><td>open",
+        "600.00",
+        "125.00",
+        ">100<",
+        ">80<",
+    ] {
+        assert!(page.contains(needle), "{needle} in the history page");
+    }
     // Bad ranges are bad input.
     assert_eq!(
         at(

@@ -373,3 +373,131 @@ fn imports(imports: &Value) -> Markup {
         }
     }
 }
+
+/// `history --format html` (SPEC §8): the history JSON as one page: per
+/// chip, restricted units against the limit period by period; remittance
+/// due, paid and outstanding; every period open or closed, in a table.
+pub fn history_page(json: &Value) -> String {
+    let periods = json["periods"].as_array().cloned().unwrap_or_default();
+    let mut chips: Vec<String> = Vec::new();
+    for period in &periods {
+        for chip in period["chips"].as_array().into_iter().flatten() {
+            let name = chip["chip"].as_str().unwrap_or_default().to_string();
+            if !chips.contains(&name) {
+                chips.push(name);
+            }
+        }
+    }
+    let first = periods
+        .first()
+        .and_then(|p| p["period"].as_str())
+        .unwrap_or_default();
+    let last = periods
+        .last()
+        .and_then(|p| p["period"].as_str())
+        .unwrap_or_default();
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="Content-Security-Policy"
+                    content="default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+                title { "qledger history " (first) " to " (last) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "History " (first) " to " (last) }
+                h2 { "Remittance by period (USD)" }
+                table {
+                    thead { tr { th { "period" } th { "status" } th { "due" } th { "paid" } th { "outstanding" } } }
+                    tbody { @for period in &periods { tr {
+                        td { (period["period"].as_str().unwrap_or_default()) }
+                        td { (if period["closed"] == true { "closed" } else { "open" }) }
+                        td class="n" { (thousands(&period["remittance"]["due_usd"])) }
+                        td class="n" { (thousands(&period["remittance"]["paid_usd"])) }
+                        td class="n" { (thousands(&period["remittance"]["outstanding_usd"])) }
+                    } } }
+                }
+                @for chip in &chips { (chip_history(chip, &periods)) }
+            }
+        }
+    };
+    markup.into_string()
+}
+
+/// One chip across the periods: a table and a chart of restricted units
+/// (a breach thick) against the limit.
+fn chip_history(chip: &str, periods: &[Value]) -> Markup {
+    let rows: Vec<(String, Value)> = periods
+        .iter()
+        .filter_map(|period| {
+            let figures = period["chips"]
+                .as_array()?
+                .iter()
+                .find(|c| c["chip"] == chip)?
+                .clone();
+            Some((
+                period["period"].as_str().unwrap_or_default().to_string(),
+                figures,
+            ))
+        })
+        .collect();
+    let top = rows
+        .iter()
+        .map(|(_, c)| {
+            c["restricted_units"]
+                .as_i64()
+                .unwrap_or(0)
+                .max(c["limit"].as_i64().unwrap_or(0))
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let count = rows.len().max(2) as i64 - 1;
+    let x = |index: usize| 50 + index as i64 * (CHART_WIDTH - 100) / count;
+    let y = |value: i64| 10 + (CHART_HEIGHT - 40) - value.max(0) * (CHART_HEIGHT - 40) / top;
+    let line = |key: &str| -> String {
+        rows.iter()
+            .enumerate()
+            .filter_map(|(index, (_, c))| c[key].as_i64().map(|v| format!("{},{}", x(index), y(v))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    html! {
+        h2 { (chip) }
+        @if rows.iter().any(|(_, c)| c["limit"].is_i64()) {
+            svg xmlns="http://www.w3.org/2000/svg" width=(CHART_WIDTH) height=(CHART_HEIGHT)
+                viewBox=(format!("0 0 {CHART_WIDTH} {CHART_HEIGHT}")) role="img" {
+                line x1="40" y1=(y(0)) x2=(CHART_WIDTH - 10) y2=(y(0)) stroke="#000" {}
+                text x="2" y="18" font-size="10" { (thousands(&Value::from(top))) }
+                polyline fill="none" stroke="#000" stroke-width="2" stroke-dasharray="6 3" points=(line("limit")) {}
+                polyline fill="none" stroke="#555" stroke-width="2" points=(line("restricted_units")) {}
+                @for (index, (period, c)) in rows.iter().enumerate() {
+                    @let breach = c["status"] == "breach";
+                    circle cx=(x(index)) cy=(y(c["restricted_units"].as_i64().unwrap_or(0)))
+                        r=(if breach { "6" } else { "3" }) fill=(if breach { "#c00" } else { "#555" }) stroke="#000" {}
+                    text x=(x(index)) y=(CHART_HEIGHT - 12) font-size="10" text-anchor="middle" { (period) }
+                }
+            }
+            p class="legend" { span { "dashed: limit" } span { "solid: restricted units (large dot: breach)" } }
+        }
+        table {
+            thead { tr { th { "period" } th { "US units" } th { "restricted units" } th { "reserved" }
+                th { "limit" } th { "headroom" } th { "status" } th { "remittance due USD" } } }
+            tbody { @for (period, c) in &rows {
+                @let breach = c["status"] == "breach";
+                tr class=(if breach { "breach" } else { "" }) {
+                    td { (period) }
+                    td class="n" { (thousands(&c["us_units"])) }
+                    td class="n" { (thousands(&c["restricted_units"])) }
+                    td class="n" { (thousands(&c["reserved_units"])) }
+                    td class="n" { (thousands(&c["limit"])) }
+                    td class="n" { (thousands(&c["headroom"])) }
+                    td { (if breach { "BREACH" } else { c["status"].as_str().unwrap_or_default() }) }
+                    td class="n" { (thousands(&c["remittance_due_usd"])) }
+                }
+            } }
+        }
+    }
+}
