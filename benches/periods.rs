@@ -6,7 +6,8 @@
 //!    next to `sqlite3 LEDGER 'select 1 ...'` measured in the same run.
 //! 2. The schema check every writing command and `report` make first.
 //! 3. `qledger close` of 2026-Q1, which holds all of its millions of sales.
-//! 4. `qledger history` over 8 quarters, and `qledger export --format
+//! 4. `report --format html` against `--format json`, `qledger history`
+//!    over 8 quarters, and `qledger export --format
 //!    jsonl` of the whole ledger (entries/s, peak RSS).
 //! 5. `qledger verify` (every rule replayed) and `qledger checkpoint` after
 //!    it, alternating: entries/s, and what the checkpoint adds.
@@ -124,6 +125,35 @@ fn main() {
     println!(
         "close 2026-Q1 (all of the ledger's sales are in it): {:.1} ms (goal <= 1000 ms)",
         ms(started.elapsed())
+    );
+    // report --format html vs --format json, alternating (issue 16): goal
+    // html <= 3x json.
+    let (mut json_runs, mut html_runs) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        for (format, runs) in [("json", &mut json_runs), ("html", &mut html_runs)] {
+            let started = Instant::now();
+            assert!(qledger(&[
+                "--as-of",
+                "2026-04-01",
+                "report",
+                "--period",
+                "2026-Q1",
+                "--format",
+                format
+            ])
+            .status()
+            .unwrap()
+            .success());
+            runs.push(started.elapsed());
+        }
+    }
+    let (json_p50, html_p50) = (
+        ms(percentile(&mut json_runs, 0.5)),
+        ms(percentile(&mut html_runs, 0.5)),
+    );
+    println!(
+        "report 2026-Q1 through the CLI: json p50 {json_p50:.1} ms, html p50 {html_p50:.1} ms, ratio {:.2} (goal <= 3)",
+        html_p50 / json_p50
     );
     // history over 8 quarters (issue 16): goal <= 100 ms.
     let mut history = Vec::new();
