@@ -261,6 +261,24 @@ CREATE TABLE screening_clearance (
     UNIQUE (customer_id, list, entry_id)
 ) STRICT;
 
+-- Access tokens of the service (SPEC 6): issued with a role and an
+-- optional expiry, or revoked. Only the SHA-256 of a secret is stored.
+CREATE TABLE token_event (
+    seq             INTEGER PRIMARY KEY,
+    event           TEXT    NOT NULL CHECK (event IN ('issued', 'revoked')),
+    name            TEXT    NOT NULL,
+    role            TEXT    CHECK (role IN ('desk', 'importer', 'officer', 'auditor')),
+    expires_on      TEXT,                          -- NULL: no expiry
+    secret_sha256   TEXT,                          -- lower-case hex; NULL on a revocation
+    event_on        TEXT    NOT NULL,              -- the as-of date of the command
+    hash            BLOB    NOT NULL,
+    actor           TEXT,
+    recorded_at     TEXT,
+    CHECK ((event = 'issued') = (role IS NOT NULL AND secret_sha256 IS NOT NULL))
+) STRICT;
+CREATE INDEX token_event_by_name ON token_event (name);
+CREATE INDEX token_event_by_secret ON token_event (secret_sha256) WHERE secret_sha256 IS NOT NULL;
+
 -- Lookup indexes for the rules. Sales carry only the UNIQUE(record_id)
 -- index; per-day figures come from the derived tables below, so the nightly
 -- import does not maintain a (chip, market, date) index per row.
@@ -383,6 +401,8 @@ CREATE TRIGGER screening_snapshot_no_delete BEFORE DELETE ON screening_snapshot 
 CREATE TRIGGER screening_clearance_no_update BEFORE UPDATE ON screening_clearance BEGIN SELECT RAISE(ABORT, 'screening_clearance is append-only: corrections are new entries'); END;
 CREATE TRIGGER screening_clearance_no_delete BEFORE DELETE ON screening_clearance BEGIN SELECT RAISE(ABORT, 'screening_clearance is append-only: corrections are new entries'); END;
 
+CREATE TRIGGER token_event_no_update BEFORE UPDATE ON token_event BEGIN SELECT RAISE(ABORT, 'token_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER token_event_no_delete BEFORE DELETE ON token_event BEGIN SELECT RAISE(ABORT, 'token_event is append-only: corrections are new entries'); END;
 -- Views for auditors (open the file in any SQLite client).
 
 -- Every entry of the chain, in order: which table holds it and its hash
@@ -405,6 +425,7 @@ UNION ALL SELECT seq, 'supply_attestation' AS kind, lower(hex(hash)) AS hash FRO
 UNION ALL SELECT seq, 'screening_entry'    AS kind, lower(hex(hash)) AS hash FROM screening_entry
 UNION ALL SELECT seq, 'screening_snapshot' AS kind, lower(hex(hash)) AS hash FROM screening_snapshot
 UNION ALL SELECT seq, 'screening_clearance' AS kind, lower(hex(hash)) AS hash FROM screening_clearance
+UNION ALL SELECT seq, 'token_event'        AS kind, lower(hex(hash)) AS hash FROM token_event
 ORDER BY seq;
 
 -- The ledger's clock (SPEC 3.14): the as-of date of its latest write. No
@@ -419,7 +440,8 @@ UNION ALL SELECT (SELECT recorded_on  FROM remittance_payment ORDER BY seq DESC 
 UNION ALL SELECT (SELECT closed_on    FROM period_close       ORDER BY seq DESC LIMIT 1)
 UNION ALL SELECT (SELECT reversed_on  FROM payment_reversal   ORDER BY seq DESC LIMIT 1)
 UNION ALL SELECT (SELECT withdrawn_on FROM policy_withdrawal  ORDER BY seq DESC LIMIT 1)
-UNION ALL SELECT (SELECT cleared_on   FROM screening_clearance ORDER BY seq DESC LIMIT 1));
+UNION ALL SELECT (SELECT cleared_on   FROM screening_clearance ORDER BY seq DESC LIMIT 1)
+UNION ALL SELECT (SELECT event_on     FROM token_event        ORDER BY seq DESC LIMIT 1));
 
 -- Sales and returns with money as exact decimal dollars (4 decimals) and
 -- whether each was recorded late, after its period's close.

@@ -51,6 +51,7 @@ COLUMNS = {
     "screening_entry": ["effective_from", "list", "entry_id", "name", "alt_names", "country"],
     "screening_snapshot": ["effective_from", "row_count"],
     "screening_clearance": ["customer_id", "list", "entry_id", "reason", "cleared_on"],
+    "token_event": ["event", "name", "role", "expires_on", "secret_sha256", "event_on"],
 }
 # Columns added to a kind by a later schema version (NULL in older entries).
 ADDED = {
@@ -58,7 +59,7 @@ ADDED = {
     "customer_event": ["kyc_expires_on", "end_use_certificate"],
 }
 WITH_ACTOR = {"hold", "hold_release", "remittance_payment", "period_close", "import_batch",
-              "payment_reversal", "policy_withdrawal", "screening_clearance"}
+              "payment_reversal", "policy_withdrawal", "screening_clearance", "token_event"}
 TRAILING = {table: ADDED.get(table, []) + (["actor", "recorded_at"] if table in WITH_ACTOR else [])
             for table in COLUMNS}
 # The fixed DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410).

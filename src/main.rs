@@ -175,6 +175,11 @@ enum Command {
         #[command(subcommand)]
         action: SupplyAction,
     },
+    /// Access tokens of the service: issue, revoke, list (whoever holds the file administers them).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Restricted-party screening: list snapshots, clearances, the daily check.
     Screening {
         #[command(subcommand)]
@@ -476,6 +481,35 @@ enum PolicyAction {
 }
 
 #[derive(Subcommand)]
+enum TokenAction {
+    /// Issue a token; its secret is shown this once (only its SHA-256 is recorded).
+    #[command(
+        after_help = "Example:\n  qledger token issue --name oms-prod --role desk --expires-on 2027-01-01"
+    )]
+    Issue {
+        /// The token's name (recorded as the actor token:<name> of what it appends).
+        #[arg(long)]
+        name: String,
+        /// What it may do.
+        #[arg(long, value_parser = ["desk", "importer", "officer", "auditor"])]
+        role: String,
+        /// First day it no longer works (optional; YYYY-MM-DD, after the as-of date).
+        #[arg(long = "expires-on", value_name = "DATE")]
+        expires_on: Option<String>,
+    },
+    /// Revoke the working token of that name.
+    #[command(after_help = "Example:\n  qledger token revoke --name oms-prod")]
+    Revoke {
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List every token issued (never a secret).
+    #[command(after_help = "Example:\n  qledger --json token list")]
+    List,
+}
+
+#[derive(Subcommand)]
 enum SupplyAction {
     /// Import US-supply attestations from a CSV file.
     #[command(after_help = "Example:\n  qledger supply import supply.csv")]
@@ -671,6 +705,20 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Screening {
             action: ScreeningAction::Check,
         } => screening_check(cli, as_of),
+        Command::Token {
+            action:
+                TokenAction::Issue {
+                    name,
+                    role,
+                    expires_on,
+                },
+        } => token_issue(cli, name, role, expires_on.as_deref(), as_of),
+        Command::Token {
+            action: TokenAction::Revoke { name },
+        } => token_revoke(cli, name, as_of),
+        Command::Token {
+            action: TokenAction::List,
+        } => token_list(cli),
         Command::Customers {
             action: ImportAction::Show { id, format },
         } => show_reference(cli, "customers", id.as_deref(), format.as_deref(), as_of),
@@ -1363,6 +1411,91 @@ fn screening_clear(
             clearance.reason
         );
     }
+    Ok(0)
+}
+
+fn token_issue(
+    cli: &Cli,
+    name: &str,
+    role: &str,
+    expires_on: Option<&str>,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    use quotaledger::records::tokens::{self, Role};
+    let role = Role::parse(role).map_err(|why| Error::BadInput(format!("--role {why}")))?;
+    let expires_on = expires_on
+        .map(|text| {
+            parse_date(text.trim()).map_err(|why| Error::BadInput(format!("--expires-on: {why}")))
+        })
+        .transpose()?;
+    let mut ledger = open_for_write(cli, as_of)?;
+    let issued = tokens::issue(&mut ledger, name, role, expires_on, as_of)?;
+    if cli.json {
+        print_json(&json!({
+            "name": issued.token.name,
+            "role": issued.token.role.name(),
+            "expires_on": issued.token.expires_on.map(format_date),
+            "token": issued.secret,
+        }))?;
+    } else {
+        outln!(
+            "issued token {} ({}){}; its secret, shown this once:\n{}",
+            issued.token.name,
+            issued.token.role.name(),
+            issued.token.expires_on.map_or(String::new(), |d| format!(
+                ", expires on {}",
+                format_date(d)
+            )),
+            issued.secret
+        );
+    }
+    Ok(0)
+}
+
+fn token_revoke(cli: &Cli, name: &str, as_of: NaiveDate) -> Result<u8, Error> {
+    let mut ledger = open_for_write(cli, as_of)?;
+    let revoked = quotaledger::records::tokens::revoke(&mut ledger, name, as_of)?;
+    if cli.json {
+        print_json(&json!({"name": name.trim(), "revoked": true, "already_ended": !revoked}))?;
+    } else if revoked {
+        outln!("revoked token {}", name.trim());
+    } else {
+        outln!("token {} had already ended; nothing changed", name.trim());
+    }
+    Ok(0)
+}
+
+fn token_list(cli: &Cli) -> Result<u8, Error> {
+    let ledger = Ledger::open_read_only(&cli.db)?;
+    let tokens = quotaledger::records::tokens::all(ledger.conn())?;
+    if cli.json {
+        let items: Vec<_> = tokens.iter().map(|token| token.to_json()).collect();
+        print_json(&json!({ "tokens": items }))?;
+        return Ok(0);
+    }
+    let mut text = String::new();
+    for token in &tokens {
+        text.push_str(&format!(
+            "{} {} issued {} by {}{}{}\n",
+            token.name,
+            token.role.name(),
+            format_date(token.issued_on),
+            token.issued_by,
+            token
+                .expires_on
+                .map_or(String::new(), |d| format!(", expires {}", format_date(d))),
+            token
+                .revoked_on
+                .map_or(String::new(), |d| format!(", revoked {}", format_date(d)))
+        ));
+    }
+    text.push_str(&quotaledger::input::reference_import::plural(
+        tokens.len() as u64,
+        "token",
+        "tokens",
+    ));
+    text.push('\n');
+    write_out(&text)?;
     Ok(0)
 }
 

@@ -7,3 +7,4 @@ pub mod policy;
 pub mod sales;
 pub mod screening;
 pub mod supply;
+pub mod tokens;

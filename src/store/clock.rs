@@ -27,6 +27,7 @@ pub const AS_OF_COLUMNS: &[(&str, &str)] = &[
     ("payment_reversal", "reversed_on"),
     ("policy_withdrawal", "withdrawn_on"),
     ("screening_clearance", "cleared_on"),
+    ("token_event", "event_on"),
 ];
 
 /// Today's date: `QLEDGER_TODAY` if set, else today's UTC date.

@@ -284,6 +284,22 @@ pub const SCREENING_CLEARANCE: EntryKind = EntryKind {
     records_actor: true,
 };
 
+/// An access token issued or revoked for the service (schema version 4,
+/// SPEC §6): the SHA-256 of its secret, never the secret.
+pub const TOKEN_EVENT: EntryKind = EntryKind {
+    table: "token_event",
+    columns: &[
+        "event",
+        "name",
+        "role",
+        "expires_on",
+        "secret_sha256",
+        "event_on",
+    ],
+    added: &[],
+    records_actor: true,
+};
+
 /// Every entry kind, in a fixed order.
 pub const ALL_KINDS: &[EntryKind] = &[
     LEDGER_SETTINGS,
@@ -303,6 +319,7 @@ pub const ALL_KINDS: &[EntryKind] = &[
     SCREENING_ENTRY,
     SCREENING_SNAPSHOT,
     SCREENING_CLEARANCE,
+    TOKEN_EVENT,
 ];
 
 /// A chain hash.

@@ -386,7 +386,7 @@ pub fn append_every_other_kind(db: &Path) {
         "list,entry_id,name,alt_names,country\n\
          Entity List,EL-1,Gamma Data Services Co. Ltd.,,CN\n",
     );
-    let newest: [&[&str]; 3] = [
+    let newest: [&[&str]; 5] = [
         &["supply", "import", supply.to_str().unwrap()],
         &["screening", "import", list.to_str().unwrap()],
         &[
@@ -401,6 +401,8 @@ pub fn append_every_other_kind(db: &Path) {
             "--reason",
             "another company",
         ],
+        &["token", "issue", "--name", "oms", "--role", "desk"],
+        &["token", "revoke", "--name", "oms"],
     ];
     for args in newest {
         run_ok(qledger_at(db, "2026-02-16", args), &format!("{args:?}"));
