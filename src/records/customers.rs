@@ -136,33 +136,8 @@ fn from_stored(stored: Stored) -> Result<CustomerEvent> {
 
 /// Every customer event with its entry number, in entry order (`verify`'s replay).
 pub fn all_with_seq(conn: &Connection) -> Result<Vec<(i64, CustomerEvent)>> {
-    let stored = conn
-        .prepare(&format!(
-            "SELECT seq, {SELECT_COLUMNS} FROM customer_event ORDER BY seq"
-        ))?
-        .query_map([], |row| {
-            let seq: i64 = row.get(0)?;
-            Ok((
-                seq,
-                (
-                    [
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                    ],
-                    row.get(7)?,
-                    row.get(8)?,
-                ),
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    stored
-        .into_iter()
-        .map(|(seq, stored)| Ok((seq, from_stored(stored)?)))
-        .collect()
+    let sql = format!("SELECT {SELECT_COLUMNS}, seq FROM customer_event ORDER BY seq");
+    super::all_with_seq(conn, &sql, 8, from_row, from_stored)
 }
 
 /// Every event of one customer, oldest first.

@@ -140,29 +140,8 @@ pub struct LotState {
 
 /// Every lot event with its entry number, in entry order (`verify`'s replay).
 pub fn all_with_seq(conn: &Connection) -> Result<Vec<(i64, LotEvent)>> {
-    let stored = conn
-        .prepare(&format!(
-            "SELECT seq, {SELECT_COLUMNS} FROM lot_event ORDER BY seq"
-        ))?
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                (
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ),
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    stored
-        .into_iter()
-        .map(|(seq, stored)| Ok((seq, from_stored(stored)?)))
-        .collect()
+    let sql = format!("SELECT {SELECT_COLUMNS}, seq FROM lot_event ORDER BY seq");
+    super::all_with_seq(conn, &sql, 7, from_row, from_stored)
 }
 
 /// Every event of one lot, in the order they were recorded.

@@ -207,18 +207,14 @@ pub fn all_versions(conn: &Connection) -> Result<Vec<PolicyVersion>> {
 /// Every recorded version (withdrawn ones too) with its entry number, in
 /// entry order (`verify`'s replay).
 pub fn all_with_seq(conn: &Connection) -> Result<Vec<(i64, PolicyVersion)>> {
-    let stored = conn
-        .prepare(&format!(
-            "SELECT {SELECT_COLUMNS}, seq FROM policy_version ORDER BY seq"
-        ))?
-        .query_map([], |row| {
-            Ok((row.get::<_, i64>(11)?, PolicyVersion::from_row(row)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    stored
-        .into_iter()
-        .map(|(seq, stored)| Ok((seq, PolicyVersion::from_stored(stored)?)))
-        .collect()
+    let sql = format!("SELECT {SELECT_COLUMNS}, seq FROM policy_version ORDER BY seq");
+    super::all_with_seq(
+        conn,
+        &sql,
+        11,
+        PolicyVersion::from_row,
+        PolicyVersion::from_stored,
+    )
 }
 
 /// Every recorded version with whether it was withdrawn, in entry order

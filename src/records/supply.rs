@@ -152,29 +152,8 @@ pub fn latest_on(
 
 /// Every attestation with its entry number, in entry order (`verify`'s replay).
 pub fn all_with_seq(conn: &Connection) -> Result<Vec<(i64, SupplyAttestation)>> {
-    let stored = conn
-        .prepare(&format!(
-            "SELECT seq, {SELECT_COLUMNS} FROM supply_attestation ORDER BY seq"
-        ))?
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                (
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ),
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    stored
-        .into_iter()
-        .map(|(seq, stored)| Ok((seq, from_stored(stored)?)))
-        .collect()
+    let sql = format!("SELECT {SELECT_COLUMNS}, seq FROM supply_attestation ORDER BY seq");
+    super::all_with_seq(conn, &sql, 7, from_row, from_stored)
 }
 
 /// The period forms of either kind, for parsing before the ledger's kind is known.
