@@ -703,10 +703,24 @@ fn verify_replays_every_rule_and_names_the_unlawful_entry() {
         .unwrap()
         .query_row("SELECT seq FROM hold_release", [], |row| row.get(0))
         .unwrap();
+    let revocation: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT seq FROM token_event WHERE event = 'revoked'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
     let tampered = dir.path().join("t.sqlite");
     // Each forgery keeps every derived table consistent with it, as a
     // careful forger would: only the rules can tell.
-    let attacks: [(&str, &str, i64, &str); 7] = [
+    let attacks: [(&str, &str, i64, &str); 8] = [
+        (
+            "a revocation of a token that never worked",
+            "UPDATE token_event SET name = 'ghost' WHERE event = 'revoked';",
+            revocation,
+            "no such token worked",
+        ),
         (
             "cap: 60 restricted units against a limit of 50",
             "UPDATE sale SET units = 60 WHERE record_id = 'S-1';

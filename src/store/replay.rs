@@ -63,6 +63,12 @@ enum Act {
     Snapshot {
         effective_from: NaiveDate,
     },
+    Token {
+        issued: bool,
+        name: String,
+        expires_on: Option<NaiveDate>,
+        on: NaiveDate,
+    },
     Clearance {
         customer_id: String,
         list: String,
@@ -100,6 +106,7 @@ pub fn replay(conn: &Connection, settings: &Settings) -> Result<Option<Fault>> {
         payments: HashMap::default(),
         reversed: HashSet::default(),
         returned: HashMap::default(),
+        tokens: HashMap::default(),
     };
     let mut statement = conn.prepare(&format!(
         "SELECT seq, {SALE_CONTENT_COLUMNS}, hold_seq, drawn_units, accepted_rules FROM sale ORDER BY seq"
@@ -161,6 +168,8 @@ struct Replay<'a> {
     reversed: HashSet<i64>,
     /// sale record_id -> units returned so far.
     returned: HashMap<String, i64>,
+    /// Token name -> expiry of its working token.
+    tokens: HashMap<String, Option<NaiveDate>>,
 }
 
 impl Replay<'_> {
@@ -405,6 +414,12 @@ impl Replay<'_> {
                 entry_id,
                 on,
             } => return Ok(self.clearance(customer_id, list, entry_id, *on)),
+            Act::Token {
+                issued,
+                name,
+                expires_on,
+                on,
+            } => return Ok(self.token(*issued, name, *expires_on, *on)),
         }
         Ok(None)
     }
@@ -628,6 +643,37 @@ impl Replay<'_> {
         None
     }
 
+    /// A token issued while no token of its name works, expiring after its
+    /// date; a revocation of a token that works.
+    fn token(
+        &mut self,
+        issued: bool,
+        name: &str,
+        expires_on: Option<NaiveDate>,
+        on: NaiveDate,
+    ) -> Option<String> {
+        let works = |expiry: &Option<NaiveDate>| expiry.is_none_or(|e| on < e);
+        let working = self.tokens.get(name).is_some_and(works);
+        if issued {
+            if working || expires_on.is_some_and(|e| e <= on) {
+                return Some(format!(
+                    "token {name} issued on {} while one of that name worked, or expiring at once",
+                    format_date(on)
+                ));
+            }
+            self.tokens.insert(name.to_string(), expires_on);
+        } else {
+            if !working {
+                return Some(format!(
+                    "revocation of token {name} on {}: no such token worked",
+                    format_date(on)
+                ));
+            }
+            self.tokens.remove(name);
+        }
+        None
+    }
+
     fn clearance(
         &mut self,
         customer_id: &str,
@@ -792,6 +838,23 @@ fn read_other_acts(
             seq,
             Act::Snapshot {
                 effective_from: date(&from)?,
+            },
+        ));
+    }
+    for (seq, event, name, expires, on) in
+        read("SELECT seq, event, name, coalesce(expires_on, ''), event_on FROM token_event")?
+    {
+        let expires_on = Some(expires)
+            .filter(|e| !e.is_empty())
+            .map(|e| date(&e))
+            .transpose()?;
+        acts.push((
+            seq,
+            Act::Token {
+                issued: event == "issued",
+                name,
+                expires_on,
+                on: date(&on)?,
             },
         ));
     }
