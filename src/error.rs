@@ -26,6 +26,16 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Whether `import --accept-violations` may record a row this rule
+    /// refused (SPEC §3.9, §3.10, §3.11): never `closed`, `order`,
+    /// `return` or `screening`.
+    pub fn acceptable(self) -> bool {
+        matches!(
+            self,
+            Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap | Rule::Supply
+        )
+    }
+
     /// The rule's name as it appears in JSON and messages.
     pub fn name(self) -> &'static str {
         match self {

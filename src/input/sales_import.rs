@@ -140,23 +140,13 @@ enum Acceptance {
 }
 
 fn acceptance(refusals: &[(Rule, String)], accept_reason: Option<&str>) -> Acceptance {
-    if refusals.is_empty() {
+    let Some(rules) = rules::accepted_rules_text(refusals) else {
         return Acceptance::Clean;
-    }
-    // `screening` is never accepted (SPEC §3.11), nor `closed`, `order`, `return`.
-    let acceptable = |rule: Rule| {
-        matches!(
-            rule,
-            Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap | Rule::Supply
-        )
     };
-    if accept_reason.is_none() || !refusals.iter().all(|(rule, _)| acceptable(*rule)) {
+    if accept_reason.is_none() || !refusals.iter().all(|(rule, _)| rule.acceptable()) {
         return Acceptance::Refused;
     }
-    let mut names: Vec<&str> = refusals.iter().map(|(rule, _)| rule.name()).collect();
-    names.sort_unstable();
-    names.dedup();
-    Acceptance::Accepted(names.join(","))
+    Acceptance::Accepted(rules)
 }
 
 /// Applies a recorded US or other-market sale to the facts (no lot, hold

@@ -60,6 +60,8 @@ pub fn csv_columns() -> Vec<&'static str> {
 struct Cursor<'stmt> {
     kind: &'static EntryKind,
     columns: Vec<&'static str>,
+    /// Where each column goes in the CSV header.
+    positions: Vec<usize>,
     rows: rusqlite::Rows<'stmt>,
     seq: Option<i64>,
 }
@@ -103,18 +105,28 @@ pub fn export(
         );
         statements.push((kind, columns, conn.prepare(&sql)?));
     }
+    let header = csv_columns();
     let mut cursors = Vec::with_capacity(statements.len());
     for (kind, columns, statement) in statements.iter_mut() {
+        let positions = columns
+            .iter()
+            .map(|column| {
+                header
+                    .iter()
+                    .position(|name| *name == exported_name(column))
+                    .unwrap_or(0)
+            })
+            .collect();
         let mut cursor = Cursor {
             kind,
             columns: columns.clone(),
+            positions,
             rows: statement.query((from, to))?,
             seq: None,
         };
         cursor.advance()?;
         cursors.push(cursor);
     }
-    let header = csv_columns();
     let mut exported = Exported {
         entries: 0,
         output_closed: false,
@@ -128,6 +140,7 @@ pub fn export(
         return Ok(exported);
     }
     let mut line = Vec::with_capacity(1024);
+    let mut cells = vec![String::new(); header.len()];
     loop {
         let next = cursors
             .iter()
@@ -143,9 +156,15 @@ pub fn export(
         line.clear();
         match format {
             ExportFormat::Jsonl => jsonl_line(&mut line, seq, cursor.kind, &cursor.columns, row)?,
-            ExportFormat::Csv => {
-                csv_line(&mut line, seq, cursor.kind, &cursor.columns, &header, row)?
-            }
+            ExportFormat::Csv => csv_line(
+                &mut line,
+                &mut cells,
+                seq,
+                cursor.kind,
+                &cursor.positions,
+                &cursor.columns,
+                row,
+            )?,
         }
         if !written(out.write_all(&line), &mut exported)? {
             return Ok(exported);
@@ -214,18 +233,19 @@ fn jsonl_line(
 
 fn csv_line(
     line: &mut Vec<u8>,
+    cells: &mut [String],
     seq: i64,
     kind: &EntryKind,
+    positions: &[usize],
     columns: &[&str],
-    header: &[&str],
     row: &rusqlite::Row<'_>,
 ) -> Result<()> {
-    let mut cells: Vec<String> = vec![String::new(); header.len()];
+    cells.iter_mut().for_each(String::clear);
     cells[0] = seq.to_string();
     cells[1] = kind.table.to_string();
-    for (index, column) in columns.iter().enumerate() {
+    for (index, (column, at)) in columns.iter().zip(positions).enumerate() {
         let value = row.get_ref(index + 1)?;
-        let text = if *column == "hash" {
+        cells[*at] = if *column == "hash" {
             hex::encode(value.as_blob().unwrap_or_default())
         } else {
             match value {
@@ -237,17 +257,12 @@ fn csv_line(
                 ValueRef::Real(number) => number.to_string(),
             }
         };
-        if let Some(at) = header
-            .iter()
-            .position(|name| *name == exported_name(column))
-        {
-            cells[at] = text;
-        }
     }
-    let mut writer = csv::WriterBuilder::new().from_writer(&mut *line);
+    let mut writer = csv::WriterBuilder::new()
+        .buffer_capacity(1024)
+        .from_writer(line);
     writer
-        .write_record(&cells)
+        .write_record(&*cells)
         .and_then(|()| writer.flush().map_err(csv::Error::from))
-        .map_err(|err| Error::Integrity(format!("entry {seq}: {err}")))?;
-    Ok(())
+        .map_err(|err| Error::Integrity(format!("entry {seq}: {err}")))
 }

@@ -125,6 +125,16 @@ pub struct Verdict {
 /// A rule's refusal: the rule and why, in words a compliance officer can act on.
 pub type Refusal = (Rule, String);
 
+/// The `accepted_rules` a row refused by `refusals` is recorded with:
+/// the distinct rule names, sorted, joined by `,`; `None` for no refusal.
+/// The import writes it and `verify`'s replay expects it.
+pub fn accepted_rules_text(refusals: &[Refusal]) -> Option<String> {
+    let mut names: Vec<&str> = refusals.iter().map(|(rule, _)| rule.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
 /// The active hold a sale draws from, and the units it draws.
 pub type Draw = (ActiveHold, i64);
 

@@ -433,11 +433,15 @@ impl Facts for ReplayFacts {
 
     fn lot_committed(&mut self, lot_id: &str) -> Result<LotCommitted> {
         let shipped_net = self.lot_shipped.get(lot_id).copied().unwrap_or(0);
-        let chips: Vec<String> = self.live_holds.keys().cloned().collect();
-        let mut held = 0;
-        for chip in chips {
-            held += self.held_units(&chip, |hold| hold.lot_id.as_deref() == Some(lot_id));
-        }
+        // Read only (pruning is `held_units`'): no allocation per row.
+        let held = self
+            .live_holds
+            .values()
+            .flatten()
+            .filter_map(|seq| self.holds.get(seq))
+            .filter(|hold| hold.hold.lot_id.as_deref() == Some(lot_id) && self.is_active(hold))
+            .map(ReplayHold::remaining)
+            .sum();
         Ok(LotCommitted { shipped_net, held })
     }
 

@@ -714,12 +714,14 @@ impl<'conn> Appender<'conn> {
             kind.table
         );
         let seq = self.next_seq;
-        let mut all: Vec<Value> = values.to_vec();
-        if kind.records_actor {
-            all.push(Value::Text(self.actor.clone()));
-            all.push(Value::Text(self.recorded_at.clone()));
-        }
-        entry::canonical_bytes(&mut self.buffer, seq, kind, &entry::value_refs(&all));
+        let actor = [
+            Value::Text(self.actor.clone()),
+            Value::Text(self.recorded_at.clone()),
+        ];
+        let actor: &[Value] = if kind.records_actor { &actor } else { &[] };
+        let all: Vec<&Value> = values.iter().chain(actor).collect();
+        let refs: Vec<rusqlite::types::ValueRef<'_>> = all.iter().map(|v| (*v).into()).collect();
+        entry::canonical_bytes(&mut self.buffer, seq, kind, &refs);
         let hash = entry::chain_hash(&self.previous, &self.buffer);
         let (columns, trailing) = all.split_at(kind.columns.len());
         let mut names = kind.columns.join(", ");
@@ -738,9 +740,9 @@ impl<'conn> Appender<'conn> {
         let hash_slice: &[u8] = &hash;
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(count);
         params.push(&seq);
-        params.extend(columns.iter().map(|value| value as &dyn rusqlite::ToSql));
+        params.extend(columns.iter().map(|value| *value as &dyn rusqlite::ToSql));
         params.push(&hash_slice);
-        params.extend(trailing.iter().map(|value| value as &dyn rusqlite::ToSql));
+        params.extend(trailing.iter().map(|value| *value as &dyn rusqlite::ToSql));
         statement.execute(params.as_slice())?;
         self.previous = hash;
         self.next_seq += 1;

@@ -323,16 +323,8 @@ impl Replay<'_> {
 /// The rules a row broke must be exactly those it was accepted for, and
 /// only ones `--accept-violations` may accept.
 fn accepted_fault(row: &SaleRow, refusals: &[Refusal], accepted: Option<&str>) -> Option<String> {
-    let mut broken: Vec<&str> = refusals.iter().map(|(rule, _)| rule.name()).collect();
-    broken.sort_unstable();
-    broken.dedup();
-    let acceptable = refusals.iter().all(|(rule, _)| {
-        matches!(
-            rule,
-            Rule::Policy | Rule::Customer | Rule::Lot | Rule::Cap | Rule::Supply
-        )
-    });
-    let expected = (!broken.is_empty()).then(|| broken.join(","));
+    let acceptable = refusals.iter().all(|(rule, _)| rule.acceptable());
+    let expected = rules::accepted_rules_text(refusals);
     if expected.as_deref() == accepted && acceptable {
         return None;
     }
