@@ -279,6 +279,21 @@ CREATE TABLE token_event (
 CREATE INDEX token_event_by_name ON token_event (name);
 CREATE INDEX token_event_by_secret ON token_event (secret_sha256) WHERE secret_sha256 IS NOT NULL;
 
+-- Answers `qledger serve` gave to POSTs carrying an Idempotency-Key (SPEC 6),
+-- so that a retry gets the same answer and appends nothing. Not entries:
+-- outside the chain, read by no rule or report; each row is written in the
+-- same transaction as the write it answers. Append-only.
+CREATE TABLE service_response (
+    token_name      TEXT    NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    request_sha256  TEXT    NOT NULL,              -- lower-case hex of method, path, query and body
+    status          INTEGER NOT NULL,
+    content_type    TEXT    NOT NULL,
+    body            TEXT    NOT NULL,
+    answered_at     TEXT    NOT NULL,              -- wall-clock UTC, YYYY-MM-DDTHH:MM:SSZ
+    PRIMARY KEY (token_name, idempotency_key)
+) STRICT;
+
 -- Lookup indexes for the rules. Sales carry only the UNIQUE(record_id)
 -- index; per-day figures come from the derived tables below, so the nightly
 -- import does not maintain a (chip, market, date) index per row.
@@ -403,6 +418,8 @@ CREATE TRIGGER screening_clearance_no_delete BEFORE DELETE ON screening_clearanc
 
 CREATE TRIGGER token_event_no_update BEFORE UPDATE ON token_event BEGIN SELECT RAISE(ABORT, 'token_event is append-only: corrections are new entries'); END;
 CREATE TRIGGER token_event_no_delete BEFORE DELETE ON token_event BEGIN SELECT RAISE(ABORT, 'token_event is append-only: corrections are new entries'); END;
+CREATE TRIGGER service_response_no_update BEFORE UPDATE ON service_response BEGIN SELECT RAISE(ABORT, 'service_response is append-only'); END;
+CREATE TRIGGER service_response_no_delete BEFORE DELETE ON service_response BEGIN SELECT RAISE(ABORT, 'service_response is append-only'); END;
 -- Views for auditors (open the file in any SQLite client).
 
 -- Every entry of the chain, in order: which table holds it and its hash

@@ -2,10 +2,11 @@
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use quotaledger::commands;
 use quotaledger::desk::Request;
 use quotaledger::input::reference_import::{import_reference, ImportSummary, ReferenceRow};
 use quotaledger::input::sales_import::{import_sales, Progress, SalesImportOptions};
-use quotaledger::input::values::{parse_chip, parse_identifier, parse_market, parse_units};
+use quotaledger::input::values::{parse_chip, parse_identifier, parse_market};
 use quotaledger::period::format_date;
 use quotaledger::period::{parse_date, PeriodKind};
 use quotaledger::records::customers::CustomerEvent;
@@ -430,28 +431,14 @@ struct RequestArgs {
 
 impl RequestArgs {
     fn parse(&self) -> Result<Request, Error> {
-        let bad = |flag: &str, why: String| Error::BadInput(format!("--{flag}: {why}"));
-        Ok(Request {
-            chip: parse_chip(&self.chip).map_err(|why| bad("chip", why))?,
-            market: parse_market(&self.market).map_err(|why| bad("market", why))?,
-            units: parse_units(&self.units).map_err(|why| bad("units", why))?,
-            date: parse_date(&self.date).map_err(|why| bad("date", why))?,
-            customer_id: self
-                .customer
-                .as_deref()
-                .map(|c| {
-                    parse_identifier(c.trim())
-                        .map_err(|why| bad("customer", format!("'{c}' {why}")))
-                })
-                .transpose()?,
-            lot_id: self
-                .lot
-                .as_deref()
-                .map(|l| {
-                    parse_identifier(l.trim()).map_err(|why| bad("lot", format!("'{l}' {why}")))
-                })
-                .transpose()?,
-        })
+        commands::parse_request(
+            &self.chip,
+            &self.market,
+            &self.units,
+            &self.date,
+            self.customer.as_deref(),
+            self.lot.as_deref(),
+        )
     }
 }
 
@@ -647,8 +634,7 @@ fn actor_of(cli: &Cli) -> Result<String, Error> {
 }
 
 fn parse_period(ledger: &Ledger, text: &str) -> Result<quotaledger::period::Period, Error> {
-    quotaledger::period::Period::parse(ledger.settings().period_kind, text.trim())
-        .map_err(|why| Error::BadInput(format!("--period: {why}")))
+    commands::parse_period(ledger.settings(), "period", text)
 }
 
 fn print_answer(cli: &Cli, answer: &quotaledger::desk::Answer) -> Result<(), Error> {
@@ -815,8 +801,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
 }
 
 fn parse_order_ref(order_ref: &str) -> Result<String, Error> {
-    parse_identifier(order_ref.trim())
-        .map_err(|why| Error::BadInput(format!("--order: '{order_ref}' {why}")))
+    commands::parse_order_ref(order_ref)
 }
 
 fn check(cli: &Cli, request: &RequestArgs, as_of: NaiveDate) -> Result<u8, Error> {
@@ -847,11 +832,7 @@ fn release(cli: &Cli, order_ref: &str, as_of: NaiveDate) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
     let released = quotaledger::desk::release(&mut ledger, &order_ref, as_of)?;
     if cli.json {
-        print_json(&json!({
-            "order_ref": released.order_ref,
-            "released_units": released.released_units,
-            "already_ended": released.already_ended,
-        }))?;
+        print_json(&commands::released_json(&released))?;
     } else if released.already_ended {
         outln!(
             "order {}: its hold had already ended; nothing released",
@@ -943,12 +924,7 @@ fn export(
         (_, Some("csv")) => ExportFormat::Csv,
         _ => ExportFormat::Jsonl,
     };
-    let (from, to) = (from.unwrap_or(1), to.unwrap_or(i64::MAX));
-    if from < 1 || to < from {
-        return Err(Error::BadInput(format!(
-            "--from {from} --to {to}: entries are numbered from 1, and --to may not be before --from"
-        )));
-    }
+    let (from, to) = commands::export_range(from, to)?;
     let ledger = Ledger::open_read_only(&cli.db)?;
     ledger.check_schema()?;
     let conn = ledger.conn();
@@ -974,38 +950,26 @@ fn remit(
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
-    let period = parse_period(&ledger, period)?;
-    let amount = quotaledger::money::Usd::parse(amount.trim(), 1_000_000_000_000_000)
-        .map_err(|why| Error::BadInput(format!("--amount: {why}")))?;
-    let paid_on =
-        parse_date(paid_on.trim()).map_err(|why| Error::BadInput(format!("--paid-on: {why}")))?;
-    let reference = quotaledger::input::values::parse_text(reference.trim(), true)
-        .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
-    let remitted = quotaledger::report::payments::remit(
-        &mut ledger,
+    let payment = commands::remit(&mut ledger, period, amount, paid_on, reference, as_of)?;
+    if cli.json {
+        print_json(&payment.to_json())?;
+        return Ok(0);
+    }
+    let commands::Payment {
         period,
         amount,
         paid_on,
-        &reference,
-        as_of,
-    )?;
-    let paid_on = quotaledger::period::format_date(paid_on);
-    if cli.json {
-        print_json(&json!({
-            "period": period.to_string(),
-            "amount_usd": amount.to_string(),
-            "paid_on": paid_on,
-            "reference": reference,
-        }))?;
-    } else {
-        match remitted {
-            Remitted::Recorded => outln!(
-                "recorded a payment of {amount} USD for {period}, paid on {paid_on} (reference '{reference}')"
-            ),
-            Remitted::Duplicate => outln!(
-                "payment '{reference}' of {amount} USD for {period}, paid on {paid_on}, was already recorded; nothing changed"
-            ),
-        }
+        reference,
+        remitted,
+    } = payment;
+    let paid_on = format_date(paid_on);
+    match remitted {
+        Remitted::Recorded => outln!(
+            "recorded a payment of {amount} USD for {period}, paid on {paid_on} (reference '{reference}')"
+        ),
+        Remitted::Duplicate => outln!(
+            "payment '{reference}' of {amount} USD for {period}, paid on {paid_on}, was already recorded; nothing changed"
+        ),
     }
     Ok(0)
 }
@@ -1018,42 +982,28 @@ fn remit_reverse(
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
-    let period = parse_period(&ledger, period)?;
-    let reference = quotaledger::input::values::parse_text(reference.trim(), true)
-        .map_err(|why| Error::BadInput(format!("--reference {why}")))?;
-    let reason = parse_reason(reason)?;
-    let reversed =
-        quotaledger::report::payments::reverse(&mut ledger, period, &reference, &reason, as_of)?;
+    let reversal = commands::remit_reverse(&mut ledger, period, reference, reason, as_of)?;
     if cli.json {
-        print_json(&json!({
-            "period": period.to_string(),
-            "reference": reference,
-            "reversed_amount_usd": reversed.to_string(),
-            "reason": reason,
-        }))?;
+        print_json(&reversal.to_json())?;
     } else {
-        outln!("reversed payment '{reference}' of {period} ({reversed} USD): {reason}");
+        let commands::Reversal {
+            period,
+            reference,
+            amount,
+            reason,
+        } = reversal;
+        outln!("reversed payment '{reference}' of {period} ({amount} USD): {reason}");
     }
     Ok(0)
 }
 
-/// A non-empty reason, as `--reason` takes it.
-fn parse_reason(reason: &str) -> Result<String, Error> {
-    quotaledger::input::values::parse_text(reason.trim(), true)
-        .map_err(|why| Error::BadInput(format!("--reason {why}")))
-}
 
 fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
-    let period = parse_period(&ledger, period)?;
-    let closed = quotaledger::report::close(&mut ledger, period, as_of)?;
+    let closed = commands::close(&mut ledger, period, as_of)?;
+    let period = closed.period;
     if cli.json {
-        print_json(&json!({
-            "period": period.to_string(),
-            "already_closed": closed.already_closed,
-            "entries": closed.head.entries,
-            "head": closed.head.hash_hex(),
-        }))?;
+        print_json(&commands::closed_json(&closed))?;
     } else if closed.already_closed {
         outln!("{period} was already closed; nothing changed");
     } else {
@@ -1264,7 +1214,7 @@ fn digest(cli: &Cli) -> Result<u8, Error> {
     let ledger = Ledger::open_read_only(&cli.db)?;
     let head = ledger.head()?;
     if cli.json {
-        print_json(&json!({"entries": head.entries, "head": head.hash_hex()}))?;
+        print_json(&commands::digest_json(&head))?;
     } else {
         outln!("{}", head.digest_text());
     }
@@ -1320,13 +1270,7 @@ fn report_import(cli: &Cli, summary: &ImportSummary, refusal_code: u8) -> Result
     } else {
         outln!("{}", summary.to_text());
     }
-    Ok(if summary.errors.is_empty() {
-        0
-    } else if summary.has_malformed() {
-        2
-    } else {
-        refusal_code
-    })
+    Ok(commands::import_code(summary, refusal_code))
 }
 
 fn reference_import<T: ReferenceRow>(
@@ -1372,28 +1316,10 @@ fn screening_clear(
     reason: &str,
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
-    if reason.trim().is_empty() {
-        return Err(Error::BadInput(
-            "--reason must say why this is a false positive".to_string(),
-        ));
-    }
     let mut ledger = open_for_write(cli, as_of)?;
-    let clearance = quotaledger::records::screening::clear(
-        &mut ledger,
-        customer.trim(),
-        list.trim(),
-        entry.trim(),
-        reason.trim(),
-        as_of,
-    )?;
+    let clearance = commands::screening_clear(&mut ledger, customer, list, entry, reason, as_of)?;
     if cli.json {
-        print_json(&json!({
-            "customer_id": clearance.customer_id,
-            "list": clearance.list,
-            "entry_id": clearance.entry_id,
-            "reason": clearance.reason,
-            "already_cleared": clearance.already_cleared,
-        }))?;
+        print_json(&commands::clearance_json(&clearance))?;
     } else if clearance.already_cleared {
         outln!(
             "{} was already cleared for {} entry {} ({})",
@@ -1632,23 +1558,14 @@ fn policy_withdraw(
     as_of: NaiveDate,
 ) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
-    let chip = parse_chip(chip).map_err(|why| Error::BadInput(format!("--chip: {why}")))?;
-    let effective_from = parse_date(effective_from.trim())
-        .map_err(|why| Error::BadInput(format!("--effective-from: {why}")))?;
-    let reason = parse_reason(reason)?;
-    let withdrawn =
-        quotaledger::records::policy::withdraw(&mut ledger, &chip, effective_from, &reason, as_of)?;
-    let effective_from = quotaledger::period::format_date(withdrawn.effective_from);
+    let (answer, reason) = commands::withdraw(&mut ledger, chip, effective_from, reason, as_of)?;
     if cli.json {
-        print_json(&json!({
-            "chip": withdrawn.chip,
-            "effective_from": effective_from,
-            "withdrawn": true,
-        }))?;
+        print_json(&answer)?;
     } else {
         outln!(
-            "withdrew the policy version of {} from {effective_from}: {reason}",
-            withdrawn.chip
+            "withdrew the policy version of {} from {}: {reason}",
+            answer["chip"].as_str().unwrap_or_default(),
+            answer["effective_from"].as_str().unwrap_or_default()
         );
     }
     Ok(0)
@@ -1658,26 +1575,7 @@ fn policy_show(cli: &Cli) -> Result<u8, Error> {
     let ledger = Ledger::open_read_only(&cli.db)?;
     let versions = versions_for_show(ledger.conn())?;
     if cli.json {
-        let items: Vec<_> = versions
-            .iter()
-            .map(|(v, withdrawn)| {
-                json!({
-                    "chip": v.chip,
-                    "effective_from": v.effective_from.format("%Y-%m-%d").to_string(),
-                    "restricted_allowed": v.restricted_allowed,
-                    "cap_ratio": v.cap.map(|cap| cap.cap_ratio.to_string()),
-                    "cap_window": v.cap.map(|cap| cap.cap_window.name()),
-                    "remittance_rate": v.remittance_rate.to_string(),
-                    "lab_test_required": v.lab_test_required,
-                    "customer_approval_required": v.customer_approval_required,
-                    "source": v.source,
-                    "us_supply_attestation_required": v.us_supply_attestation_required,
-                    "end_use_certificate_required": v.end_use_certificate_required,
-                    "withdrawn": withdrawn,
-                })
-            })
-            .collect();
-        print_json(&json!({ "versions": items }))?;
+        print_json(&commands::policy_show_json(ledger.conn())?)?;
         return Ok(0);
     }
     let mut table = comfy_table::Table::new();
@@ -1754,7 +1652,7 @@ fn verify(
     let head_hex = hex::encode(report.head);
     if report.ok() {
         if cli.json {
-            print_json(&json!({"ok": true, "entries": report.entries, "head": head_hex}))?;
+            print_json(&commands::verify_json(&report))?;
         } else {
             outln!("ok: {} entries, head {head_hex}", report.entries);
         }
@@ -1763,13 +1661,7 @@ fn verify(
     let message = report.message.clone().unwrap_or_default();
     write_err(&format!("qledger: verify failed: {message}"));
     if cli.json {
-        print_json(&json!({
-            "ok": false,
-            "entries": report.entries,
-            "head": head_hex,
-            "first_bad_entry": report.first_bad_entry,
-            "message": message,
-        }))?;
+        print_json(&commands::verify_json(&report))?;
     } else {
         outln!(
             "FAILED at entry {}: {message}",

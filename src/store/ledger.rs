@@ -17,7 +17,7 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// `PRAGMA application_id` of a qledger file ('QLGR').
 pub const APPLICATION_ID: i64 = 0x514C_4752;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// How long a writer waits for another writer before giving up (exit 4),
 /// unless `QLEDGER_BUSY_TIMEOUT_MS` says otherwise. Long enough for a
 /// nightly import of a few million rows to commit.
@@ -159,6 +159,9 @@ pub struct Ledger {
     /// Who is acting: recorded with every entry a command appends as its
     /// own act (SPEC §7).
     actor: String,
+    /// Inside `begin_group` … `commit_group`: each `write` is a savepoint
+    /// of the group's one transaction (the service's group commit).
+    in_group: bool,
 }
 
 impl Ledger {
@@ -226,6 +229,7 @@ impl Ledger {
             path: staging.to_path_buf(),
             settings: settings.clone(),
             actor: default_actor(),
+            in_group: false,
         };
         ledger.write(as_of, |appender| {
             appender.append(
@@ -288,6 +292,7 @@ impl Ledger {
             path: path.to_path_buf(),
             settings,
             actor: default_actor(),
+            in_group: false,
         })
     }
 
@@ -344,11 +349,97 @@ impl Ledger {
         clock::check_write_as_of(&self.conn, as_of).map_err(|err| err.concerning(&self.path))
     }
 
+    /// Starts a group commit (SPEC §6): one write transaction in which
+    /// every `write` until `commit_group` is a savepoint, judged against
+    /// everything written before it in the group. Nothing is durable
+    /// until `commit_group`.
+    pub fn begin_group(&mut self) -> Result<()> {
+        assert!(!self.in_group, "groups do not nest");
+        let path = self.path.clone();
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|err| Error::from(err).concerning(&path))?;
+        self.in_group = true;
+        Ok(())
+    }
+
+    /// Commits the group's transaction (one fsync for every write in it),
+    /// then copies it into the ledger file as `write` does.
+    pub fn commit_group(&mut self) -> Result<()> {
+        assert!(self.in_group, "commit_group without begin_group");
+        self.in_group = false;
+        if let Err(err) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(Error::from(err).concerning(&self.path));
+        }
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        Ok(())
+    }
+
+    /// Abandons the group: nothing of it is written.
+    pub fn rollback_group(&mut self) {
+        if self.in_group {
+            self.in_group = false;
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Whether a group is open.
+    pub fn in_group(&self) -> bool {
+        self.in_group
+    }
+
+    /// One `write` inside a group: a savepoint, released on commit and
+    /// rolled back on refusal or error.
+    fn write_in_group<T>(
+        &mut self,
+        as_of: NaiveDate,
+        work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.conn.execute_batch("SAVEPOINT group_write")?;
+        let outcome = (|| {
+            clock::check_write_as_of(&self.conn, as_of)?;
+            let head = read_head(&self.conn)?;
+            let mut appender = Appender {
+                conn: &self.conn,
+                next_seq: head.entries + 1,
+                previous: head.hash,
+                first_seq: head.entries + 1,
+                buffer: Vec::with_capacity(256),
+                actor: self.actor.clone(),
+                recorded_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            };
+            work(&mut appender)
+        })();
+        match outcome {
+            Ok((value, true)) => {
+                self.conn.execute_batch("RELEASE group_write")?;
+                Ok(value)
+            }
+            Ok((value, false)) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO group_write; RELEASE group_write")?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO group_write; RELEASE group_write");
+                Err(err)
+            }
+        }
+    }
+
     fn write_unnamed<T>(
         &mut self,
         as_of: NaiveDate,
         work: impl FnOnce(&mut Appender<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
+        if self.in_group {
+            return self.write_in_group(as_of, work);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -549,7 +640,9 @@ pub fn open_connection_as(path: &Path, access: Access) -> Result<Connection> {
 /// transaction, the first time this build opens it (so that needs write
 /// access once). Version 2 added `derived_held_units`; version 3 the
 /// payment reversal, policy withdrawal and late entry kinds, and let a
-/// withdrawn policy version's date be used again. No entry and no hash
+/// withdrawn policy version's date be used again; version 4 the licence
+/// rules' kinds and token events; version 5 the service's stored answers
+/// (`service_response`, not entries). No entry and no hash
 /// changes; entry 1 keeps the version the ledger was created with, and
 /// `verify` checks the new derived table like every derived one.
 fn upgrade(conn: &Connection) -> Result<()> {
