@@ -312,3 +312,71 @@ pub fn export_range(from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
     }
     Ok((from, to))
 }
+
+/// The options of `import` (sales), checked as the CLI checks them:
+/// `reason` goes with `accept_violations` or `late`, and each of those
+/// needs a non-empty one.
+#[allow(clippy::too_many_arguments)]
+pub fn sales_import_options(
+    as_of: NaiveDate,
+    dry_run: bool,
+    partial: bool,
+    accept_violations: bool,
+    late: bool,
+    reason: Option<&str>,
+    rejects_path: Option<std::path::PathBuf>,
+) -> Result<crate::input::sales_import::SalesImportOptions> {
+    if reason.is_some() && !accept_violations && !late {
+        return Err(Error::BadInput(
+            "--reason goes with --accept-violations or --late".to_string(),
+        ));
+    }
+    if (accept_violations || late) && reason.is_none_or(|r| r.trim().is_empty()) {
+        return Err(Error::BadInput(
+            "--reason must say why the rows are recorded".to_string(),
+        ));
+    }
+    let reason = reason.map(|r| r.trim().to_string());
+    Ok(crate::input::sales_import::SalesImportOptions {
+        as_of,
+        dry_run,
+        partial,
+        accept_reason: reason.clone().filter(|_| accept_violations),
+        careful_only: false,
+        late_reason: reason.filter(|_| late),
+        rejects_path,
+    })
+}
+
+/// The exit code of a sales import: `import_code`, and 1 whenever
+/// `--partial` rejected a row of a readable file.
+pub fn sales_import_code(outcome: &crate::input::sales_import::SalesImport, partial: bool) -> u8 {
+    let code = import_code(&outcome.summary, 1);
+    if partial && !outcome.file_level && outcome.summary.rejected > 0 {
+        return 1;
+    }
+    code
+}
+
+/// `checkpoint`: every check of `verify` first (a ledger that does not
+/// verify is never signed, exit 3), then the signed statement of its head.
+pub fn checkpoint(
+    db: &std::path::Path,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<crate::store::checkpoint::Checkpoint> {
+    let report = crate::store::verify::verify_ledger(db, &[])?;
+    if !report.ok() {
+        let message = report.message.unwrap_or_default();
+        return Err(Error::Integrity(format!(
+            "verify failed, so no checkpoint is signed: {message}"
+        )));
+    }
+    let head = ChainHead {
+        entries: report.entries,
+        hash: report.head,
+    };
+    let ledger_id = crate::store::ledger::first_hash(db)?;
+    Ok(crate::store::checkpoint::Checkpoint::sign(
+        key, &ledger_id, head,
+    ))
+}

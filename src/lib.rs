@@ -14,6 +14,7 @@ pub mod period;
 pub mod records;
 pub mod report;
 pub mod rules;
+pub mod service;
 pub mod store;
 pub mod synthetic;
 pub mod trace;

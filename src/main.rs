@@ -396,6 +396,27 @@ enum Command {
         #[arg(long, value_parser = ["table", "json", "csv"])]
         format: Option<String>,
     },
+    /// Serve the ledger over HTTP (SPEC §6) until SIGTERM or SIGINT.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8640", value_name = "ADDR:PORT")]
+        listen: String,
+        /// TLS certificate chain (PEM).
+        #[arg(long, value_name = "F", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "F", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Ed25519 key (from `keygen`) that signs `/v1/checkpoint`.
+        #[arg(long, value_name = "F")]
+        signing_key: Option<PathBuf>,
+        /// Serve plain HTTP on a non-loopback address (behind a TLS proxy).
+        #[arg(long)]
+        insecure_http: bool,
+        /// Let requests carry `as_of` (replays and tests only).
+        #[arg(long)]
+        trust_client_as_of: bool,
+    },
     /// Print a shell completion script (bash, zsh or fish).
     #[command(
         after_help = "Example:\n  qledger completions bash > /etc/bash_completion.d/qledger"
@@ -735,20 +756,15 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             late,
             reason,
         } => {
-            if reason.is_some() && !accept_violations && !late {
-                return Err(Error::BadInput(
-                    "--reason goes with --accept-violations or --late".to_string(),
-                ));
-            }
-            let options = SalesImportOptions {
+            let options = commands::sales_import_options(
                 as_of,
-                dry_run: *dry_run,
-                partial: *partial,
-                accept_reason: reason.clone().filter(|_| *accept_violations),
-                careful_only: false,
-                late_reason: reason.clone().filter(|_| *late),
-                rejects_path: rejects.clone(),
-            };
+                *dry_run,
+                *partial,
+                *accept_violations,
+                *late,
+                reason.as_deref(),
+                rejects.clone(),
+            )?;
             sales_import(cli, file, rejects.as_deref(), &options)
         }
         Command::Check { request } => check(cli, request, as_of),
@@ -787,6 +803,22 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Checkpoint { key, out } => checkpoint(cli, key, out.as_deref()),
         Command::Digest => digest(cli),
         Command::Completions { shell } => completions(*shell),
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            signing_key,
+            insecure_http,
+            trust_client_as_of,
+        } => quotaledger::service::serve(quotaledger::service::ServeOptions {
+            db: cli.db.clone(),
+            listen: listen.clone(),
+            tls: tls_cert.clone().zip(tls_key.clone()),
+            signing_key: signing_key.clone(),
+            insecure_http: *insecure_http,
+            trust_client_as_of: *trust_client_as_of,
+        })
+        .map(|()| 0),
         Command::Holds {
             active,
             order_ref,
@@ -997,7 +1029,6 @@ fn remit_reverse(
     Ok(0)
 }
 
-
 fn close(cli: &Cli, period: &str, as_of: NaiveDate) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, as_of)?;
     let closed = commands::close(&mut ledger, period, as_of)?;
@@ -1058,20 +1089,7 @@ fn keygen(cli: &Cli, out: &Path) -> Result<u8, Error> {
 
 fn checkpoint(cli: &Cli, key: &Path, out: Option<&Path>) -> Result<u8, Error> {
     let key = quotaledger::store::checkpoint::read_key(key)?;
-    // Never sign a ledger that does not verify.
-    let report = verify_ledger(&cli.db, &[])?;
-    if !report.ok() {
-        let message = report.message.unwrap_or_default();
-        return Err(Error::Integrity(format!(
-            "verify failed, so no checkpoint is signed: {message}"
-        )));
-    }
-    let head = quotaledger::store::ledger::ChainHead {
-        entries: report.entries,
-        hash: report.head,
-    };
-    let ledger_id = quotaledger::store::ledger::first_hash(&cli.db)?;
-    let signed = Checkpoint::sign(&key, &ledger_id, head);
+    let signed = commands::checkpoint(&cli.db, &key)?;
     let text = serde_json::to_string_pretty(&signed.to_json()).expect("JSON values serialise");
     if let Some(out) = out {
         write_new_file(out, &format!("{text}\n"))?;
@@ -1479,16 +1497,6 @@ fn sales_import(
     options: &SalesImportOptions,
 ) -> Result<u8, Error> {
     let mut ledger = open_for_write(cli, options.as_of)?;
-    for reason in [&options.accept_reason, &options.late_reason]
-        .into_iter()
-        .flatten()
-    {
-        if reason.trim().is_empty() {
-            return Err(Error::BadInput(
-                "--reason must say why the rows are recorded".to_string(),
-            ));
-        }
-    }
     if let Some(rejects) = rejects {
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
@@ -1506,12 +1514,8 @@ fn sales_import(
         import_sales(&mut ledger, file, &label, options, progress)
     })?;
     // The rejects file was written inside the import, before its commit.
-    let summary = &outcome.summary;
-    let code = report_import(cli, summary, 1)?;
-    if options.partial && !outcome.file_level && summary.rejected > 0 {
-        return Ok(1);
-    }
-    Ok(code)
+    report_import(cli, &outcome.summary, 1)?;
+    Ok(commands::sales_import_code(&outcome, options.partial))
 }
 
 /// Runs `work`, showing a progress bar on stderr while it reads the file,

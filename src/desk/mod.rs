@@ -232,6 +232,11 @@ impl Desk {
         }
     }
 
+    /// The ledger this desk reads.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     /// `check`, answered from the cache while nothing was committed since.
     pub fn check(&mut self, request: &Request, as_of: NaiveDate) -> Result<Answer> {
         let conn = self.ledger.conn();

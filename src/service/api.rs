@@ -1,0 +1,462 @@
+//! The shapes of the service (SPEC §6): request bodies and query strings
+//! (fields are the CLI's long options with `_` for `-`; an unknown field is
+//! 400), the answers' schemas, and the OpenAPI 3.1 document `utoipa`
+//! generates from them and from the handlers.
+
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// `POST /v1/check`: a planned shipment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// Chip code.
+    pub chip: String,
+    /// Market, two letters.
+    pub market: String,
+    /// Units, 1 to 1,000,000,000.
+    pub units: i64,
+    /// Planned shipment date, YYYY-MM-DD.
+    pub date: String,
+    /// Customer id.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Lot id.
+    #[serde(default)]
+    pub lot: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/reserve`: a hold for an order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveBody {
+    /// The order reference.
+    pub order: String,
+    /// Chip code.
+    pub chip: String,
+    /// Market, two letters (a restricted one).
+    pub market: String,
+    /// Units, 1 to 1,000,000,000.
+    pub units: i64,
+    /// Planned shipment date, YYYY-MM-DD, not before the as-of date.
+    pub date: String,
+    /// Customer id.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Lot id.
+    #[serde(default)]
+    pub lot: Option<String>,
+    /// Days the hold lasts (default 14).
+    #[serde(default)]
+    pub ttl_days: Option<i64>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/release`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The order whose active hold ends.
+    pub order: String,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/remit`: a payment, or with `reverse` its reversal.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemitBody {
+    /// The period paid for.
+    pub period: String,
+    /// Amount in USD (exact decimal text), for a payment.
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// Date paid, YYYY-MM-DD, for a payment.
+    #[serde(default)]
+    pub paid_on: Option<String>,
+    /// The payment's reference.
+    pub reference: String,
+    /// Reverse the payment instead of recording one.
+    #[serde(default)]
+    pub reverse: bool,
+    /// Why (required with `reverse`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/close`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBody {
+    /// The period to seal.
+    pub period: String,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/policy/withdraw`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawBody {
+    /// Chip code.
+    pub chip: String,
+    /// The version's date, YYYY-MM-DD.
+    pub effective_from: String,
+    /// Why.
+    pub reason: String,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/screening/clear`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearBody {
+    /// The customer.
+    pub customer: String,
+    /// The list.
+    pub list: String,
+    /// The list's entry.
+    pub entry: String,
+    /// The officer's reason (a documented false positive).
+    pub reason: String,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// Query of the reads that take nothing but the clock.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AsOfQuery {
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/report`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// The period.
+    pub period: String,
+    /// `json` (default), `csv` or `html`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// First period.
+    pub from: String,
+    /// Last period.
+    pub to: String,
+    /// `json` (default), `csv` or `html`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/holds`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HoldsQuery {
+    /// Only active holds.
+    #[serde(default)]
+    pub active: bool,
+    /// Only this order.
+    pub order: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/customers`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomersQuery {
+    /// Only this customer.
+    pub customer: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/lots`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LotsQuery {
+    /// Only this lot.
+    pub lot: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/payments`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentsQuery {
+    /// Only this period.
+    pub period: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/sales`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SalesQuery {
+    /// The period.
+    pub period: String,
+    /// Only this chip.
+    pub chip: Option<String>,
+    /// Only this market.
+    pub market: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/export`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// First entry (default 1).
+    pub from: Option<i64>,
+    /// Last entry (default the last).
+    pub to: Option<i64>,
+}
+
+/// `POST /v1/imports/sales`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SalesImportQuery {
+    /// Check everything, write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Commit the good rows; the answer adds `rejects_csv`.
+    #[serde(default)]
+    pub partial: bool,
+    /// Record rows refused only by policy, customer, lot, cap or supply.
+    #[serde(default)]
+    pub accept_violations: bool,
+    /// Record rows dated in closed periods as late entries.
+    #[serde(default)]
+    pub late: bool,
+    /// Why (with `accept_violations` or `late`).
+    pub reason: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// `POST /v1/imports/screening`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScreeningImportQuery {
+    /// The snapshot's first day (default the as-of date).
+    pub effective: Option<String>,
+    /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    pub as_of: Option<String>,
+}
+
+/// An error that is not an import's answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// What is wrong, in words.
+    error: String,
+    /// Always empty here (an import lists its problems in its own answer).
+    errors: Vec<serde_json::Value>,
+}
+
+/// `GET /healthz`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    /// Always true when answered.
+    ok: bool,
+    /// Entries in the ledger.
+    entries: i64,
+}
+
+/// One failed rule of a check or reserve.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Reason {
+    /// The rule's name.
+    rule: String,
+    /// Why, in words.
+    message: String,
+}
+
+/// The answer of `check` and `reserve` (SPEC §5).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CheckAnswer {
+    allowed: bool,
+    chip: String,
+    market: String,
+    period: String,
+    units: i64,
+    us_units: i64,
+    restricted_units: i64,
+    reserved_units: i64,
+    cap_ratio: Option<String>,
+    limit: Option<i64>,
+    headroom: Option<i64>,
+    reasons: Vec<Reason>,
+    /// `reserve` only, when allowed.
+    order_ref: Option<String>,
+    /// `reserve` only, when allowed.
+    expires_on: Option<String>,
+    /// `reserve` only.
+    already_held: Option<bool>,
+}
+
+/// The answer of `release`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ReleaseAnswer {
+    order_ref: String,
+    released_units: i64,
+    already_ended: bool,
+}
+
+/// The answer of `digest`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DigestAnswer {
+    entries: i64,
+    head: String,
+}
+
+/// The answer of `verify`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyAnswer {
+    ok: bool,
+    entries: i64,
+    head: String,
+    first_bad_entry: Option<i64>,
+    message: Option<String>,
+}
+
+/// One problem of an import.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ImportProblem {
+    line: i64,
+    column: Option<String>,
+    rule: Option<String>,
+    message: String,
+}
+
+/// The answer of an import (SPEC §5).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ImportAnswer {
+    file: String,
+    sha256: String,
+    rows: i64,
+    inserted: i64,
+    duplicates: i64,
+    rejected: i64,
+    errors: Vec<ImportProblem>,
+    errors_omitted: Option<i64>,
+    accepted_violations: Option<i64>,
+    dry_run: Option<bool>,
+    /// With `partial`: the rejects file's text.
+    rejects_csv: Option<String>,
+}
+
+/// The OpenAPI document (`GET /openapi.json`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "qledger",
+        description = "Append-only, tamper-evident ledger of controlled AI accelerator exports (SPEC §6). \
+            Answers are the JSON the CLI prints with --json."
+    ),
+    paths(
+        super::handlers::healthz,
+        super::handlers::openapi_json,
+        super::handlers::metrics,
+        super::handlers::check,
+        super::handlers::reserve,
+        super::handlers::release,
+        super::handlers::report,
+        super::handlers::history,
+        super::handlers::holds,
+        super::handlers::customers,
+        super::handlers::lots,
+        super::handlers::payments,
+        super::handlers::sales,
+        super::handlers::export,
+        super::handlers::digest,
+        super::handlers::verify,
+        super::handlers::policy,
+        super::handlers::checkpoint,
+        super::handlers::import_sales,
+        super::handlers::import_policy,
+        super::handlers::import_customers,
+        super::handlers::import_lots,
+        super::handlers::import_supply,
+        super::handlers::import_screening,
+        super::handlers::withdraw,
+        super::handlers::screening_clear,
+        super::handlers::remit,
+        super::handlers::close,
+    ),
+    components(schemas(
+        CheckBody, ReserveBody, ReleaseBody, RemitBody, CloseBody, WithdrawBody, ClearBody,
+        ErrorBody, Health, Reason, CheckAnswer, ReleaseAnswer, DigestAnswer, VerifyAnswer,
+        ImportProblem, ImportAnswer
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme every `/v1` endpoint uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
