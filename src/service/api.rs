@@ -400,6 +400,46 @@ pub struct ImportAnswer {
     rejects_csv: Option<String>,
 }
 
+/// A 400 of an import: its answer listing every problem, or an error
+/// when the request itself is wrong.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum ImportOrError {
+    /// The import's answer.
+    Import(ImportAnswer),
+    /// What is wrong with the request.
+    Error(ErrorBody),
+}
+
+/// The document as this server accepts requests: without `as_of` fields
+/// and parameters unless it trusts the client's clock.
+pub fn document(trust_client_as_of: bool) -> serde_json::Value {
+    let mut doc = serde_json::to_value(<ApiDoc as OpenApi>::openapi()).unwrap_or_default();
+    if !trust_client_as_of {
+        strip_as_of(&mut doc);
+    }
+    doc
+}
+
+fn strip_as_of(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(properties)) = map.get_mut("properties") {
+                properties.remove("as_of");
+            }
+            if let Some(serde_json::Value::Array(parameters)) = map.get_mut("parameters") {
+                parameters.retain(|p| p.get("name").and_then(|n| n.as_str()) != Some("as_of"));
+            }
+            for (_, child) in map.iter_mut() {
+                strip_as_of(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_as_of),
+        _ => {}
+    }
+}
+
 /// The OpenAPI document (`GET /openapi.json`).
 #[derive(OpenApi)]
 #[openapi(
@@ -441,7 +481,7 @@ pub struct ImportAnswer {
     components(schemas(
         CheckBody, ReserveBody, ReleaseBody, RemitBody, CloseBody, WithdrawBody, ClearBody,
         ErrorBody, Health, Reason, CheckAnswer, ReleaseAnswer, DigestAnswer, VerifyAnswer,
-        ImportProblem, ImportAnswer
+        ImportProblem, ImportAnswer, ImportOrError
     )),
     modifiers(&BearerAuth)
 )]

@@ -538,7 +538,7 @@ macro_rules! reference_import {
                 ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
             responses(
                 (status = 200, description = "Imported (or nothing new)", body = ImportAnswer),
-                (status = 400, description = "Bad input: the import's answer listing every problem, or an error", body = ImportAnswer),
+                (status = 400, description = "Bad input: the import's answer listing every problem, or an error", body = ImportOrError),
                 (status = 401, description = "No working token", body = ErrorBody),
                 (status = 403, description = "The role may not", body = ErrorBody),
                 (status = 413, description = "Body over 256 MiB"),
@@ -583,7 +583,7 @@ reference_import!(
         ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
     responses(
         (status = 200, description = "Recorded (or the identical snapshot again)", body = ImportAnswer),
-        (status = 400, description = "Bad input", body = ImportAnswer),
+        (status = 400, description = "Bad input", body = ImportOrError),
         (status = 401, description = "No working token", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 413, description = "Body over 256 MiB"),
@@ -625,7 +625,7 @@ pub async fn import_screening(
     responses(
         (status = 200, description = "Imported", body = ImportAnswer),
         (status = 409, description = "Rows refused by a rule (atomic: nothing written; partial: the rest written)", body = ImportAnswer),
-        (status = 400, description = "Malformed rows or bad options", body = ImportAnswer),
+        (status = 400, description = "Malformed rows or bad options", body = ImportOrError),
         (status = 401, description = "No working token", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 413, description = "Body over 256 MiB"),
