@@ -201,7 +201,8 @@ fn every_endpoint_answers_each_role_as_the_role_table_says() {
         .iter()
         .map(|r| token(&db, as_of, &format!("t-{r}"), r, None))
         .collect();
-    let expired = token(&db, as_of, "t-expired", "officer", Some("2026-02-16"));
+    // Expires at the start of 2026-02-17, the server's day.
+    let expired = token(&db, as_of, "t-expired", "officer", Some("2026-02-17"));
     let revoked = token(&db, as_of, "t-revoked", "officer", None);
     run_ok(
         qledger_at(&db, as_of, &["token", "revoke", "--name", "t-revoked"]),
@@ -212,7 +213,7 @@ fn every_endpoint_answers_each_role_as_the_role_table_says() {
         qledger_at(&db, as_of, &["keygen", "--out", key.to_str().unwrap()]),
         "keygen",
     );
-    let server = Server::start(&db, as_of, &["--signing-key", key.to_str().unwrap()]);
+    let server = Server::start(&db, "2026-02-17", &["--signing-key", key.to_str().unwrap()]);
     // (method, path, body, roles that may: auditor, desk, importer, officer)
     let read = [true, true, true, true];
     let desk = [false, true, false, true];
@@ -408,8 +409,15 @@ fn the_same_scenario_through_the_cli_and_http_gives_the_same_answers_and_ledger(
             .current_dir(dir.path())
             .output()
             .expect("runs");
-        let cli: Value =
-            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        // A command that ends in an error prints no JSON: the service
+        // answers {"error": the same words, "errors": []}.
+        let cli: Value = if output.stdout.is_empty() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let message = stderr.trim().trim_start_matches("qledger: ").to_string();
+            json!({"error": message, "errors": []})
+        } else {
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        };
         let headers = [("X-File-Name", "night.csv")];
         let answer = call(
             method,

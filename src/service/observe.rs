@@ -132,7 +132,15 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let response = next.run(request).await;
+    let response = if declared_too_large(&request) {
+        // Refused from its Content-Length, before reading a byte of it.
+        super::respond(
+            super::reply::Reply::error_json(413, "the body is over 256 MiB"),
+            None,
+        )
+    } else {
+        next.run(request).await
+    };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let handled = response
@@ -152,6 +160,17 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         entries_appended = handled.entries_appended,
     );
     response
+}
+
+/// Whether the request declares a body over `BODY_BYTES_MAX` (a longer
+/// body without a length is cut at the limit while it is read: 413 too).
+fn declared_too_large(request: &Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > super::BODY_BYTES_MAX as u64)
 }
 
 /// The `tracing` target of request lines.
