@@ -368,6 +368,12 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     let addr = check_options(&options)?;
     let ledger = Ledger::open(&options.db)?;
     ledger.check_schema()?;
+    // Each request of a group is a savepoint: keep its statement journal
+    // in memory rather than in a temporary file (bounded by the group).
+    ledger
+        .conn()
+        .pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|err| Error::from(err).concerning(&options.db))?;
     let settings = ledger.settings().clone();
     let signing_key = options
         .signing_key

@@ -148,8 +148,15 @@ fn configure(conn: &Connection) -> Result<()> {
     // Writers checkpoint themselves right after their commit (see
     // `Ledger::write`), outside the write lock.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The rules run some sixty distinct statements; rusqlite keeps 16 by
+    // default, and a long-lived connection (the service's writer and
+    // readers) would parse them again on every request.
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED_MAX);
     Ok(())
 }
+
+/// Prepared statements each connection keeps.
+const STATEMENTS_CACHED_MAX: usize = 256;
 
 /// An open ledger.
 pub struct Ledger {
