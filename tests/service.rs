@@ -1009,6 +1009,17 @@ fn openapi_metrics_and_export_describe_the_service() {
         doc["components"]["schemas"]["ReserveBody"]["additionalProperties"],
         false
     );
+    let answers = &doc["paths"]["/v1/reserve"]["post"]["responses"];
+    for status in ["200", "400", "401", "403", "409", "413", "422", "503"] {
+        assert!(
+            answers.get(status).is_some(),
+            "reserve documents {status}: {answers}"
+        );
+    }
+    let report_answers = &doc["paths"]["/v1/report"]["get"]["responses"];
+    assert!(report_answers.get("401").is_some() && report_answers.get("422").is_none());
+    // Without --trust-client-as-of no request may carry as_of.
+    assert!(!doc.to_string().contains("\"as_of\""));
     // Export streams exactly what the CLI exports.
     let exported = call("GET", &server.url("/v1/export"), Some(&secret), &[], None);
     assert_eq!(exported.0, 200);

@@ -300,6 +300,33 @@ pub struct ErrorBody {
     errors: Vec<serde_json::Value>,
 }
 
+/// What any `/v1` request may be answered besides its own answers.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Denied {
+    /// No working token: missing, unknown, revoked or expired.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token's role may not do this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// The ledger is busy or cannot be written: retry (see `Retry-After`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// What any POST may be answered besides its own answers.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum PostRefused {
+    /// A body over 256 MiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The Idempotency-Key was used for another request.
+    #[response(status = 422)]
+    KeyReused(ErrorBody),
+}
+
 /// `GET /healthz`.
 #[derive(ToSchema)]
 #[allow(dead_code)]

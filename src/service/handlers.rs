@@ -137,10 +137,7 @@ pub async fn metrics(State(state): Shared) -> Response {
     responses(
         (status = 200, description = "The answer, allowed or not", body = CheckAnswer),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        (status = 413, description = "Body over 256 MiB", body = ErrorBody), Denied))]
 /// `check`: never writes; 200 whenever it answers.
 pub async fn check(State(state): Shared, headers: HeaderMap, bytes: Bytes) -> Response {
     let trust = state.trust_client_as_of;
@@ -174,11 +171,7 @@ pub async fn check(State(state): Shared, headers: HeaderMap, bytes: Bytes) -> Re
         (status = 200, description = "Held (or already held)", body = CheckAnswer),
         (status = 409, description = "Refused by a rule", body = CheckAnswer),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `reserve`: a hold, durable before the answer.
 pub async fn reserve(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
     let sha = super::request_sha256("POST", &uri, &bytes);
@@ -274,11 +267,7 @@ where
     responses(
         (status = 200, description = "Released, or already ended", body = ReleaseAnswer),
         (status = 400, description = "Bad input (an order never reserved)", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `release`: ends an order's active hold.
 pub async fn release(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
     json_write::<ReleaseBody>(
@@ -301,11 +290,7 @@ pub async fn release(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: 
     responses(
         (status = 200, description = "Recorded (or already recorded), or reversed", content_type = "application/json"),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `remit`, or with `reverse` `remit --reverse`.
 pub async fn remit(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
     json_write::<RemitBody>(
@@ -349,11 +334,7 @@ pub async fn remit(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: By
         (status = 200, description = "Closed, or already closed", content_type = "application/json"),
         (status = 409, description = "The period is not over", body = ErrorBody),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `close`: seals a period that is over.
 pub async fn close(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
     json_write::<CloseBody>(
@@ -375,11 +356,7 @@ pub async fn close(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: By
     responses(
         (status = 200, description = "Withdrawn", content_type = "application/json"),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `policy withdraw`.
 pub async fn withdraw(
     State(state): Shared,
@@ -407,11 +384,7 @@ pub async fn withdraw(
     responses(
         (status = 200, description = "Cleared, or already cleared", content_type = "application/json"),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `screening clear`.
 pub async fn screening_clear(
     State(state): Shared,
@@ -539,11 +512,7 @@ macro_rules! reference_import {
             responses(
                 (status = 200, description = "Imported (or nothing new)", body = ImportAnswer),
                 (status = 400, description = "Bad input: the import's answer listing every problem, or an error", body = ImportOrError),
-                (status = 401, description = "No working token", body = ErrorBody),
-                (status = 403, description = "The role may not", body = ErrorBody),
-                (status = 413, description = "Body over 256 MiB"),
-                (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-                (status = 503, description = "Retry later", body = ErrorBody)))]
+                                                Denied, PostRefused))]
         #[doc = concat!("Imports ", $what, ".")]
         pub async fn $name(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
             import_write::<AsOfQuery>(state, headers, uri, bytes, Permission::Officer, as_of_query, reference::<$row>).await
@@ -584,11 +553,7 @@ reference_import!(
     responses(
         (status = 200, description = "Recorded (or the identical snapshot again)", body = ImportAnswer),
         (status = 400, description = "Bad input", body = ImportOrError),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `screening import`.
 pub async fn import_screening(
     State(state): Shared,
@@ -626,11 +591,7 @@ pub async fn import_screening(
         (status = 200, description = "Imported", body = ImportAnswer),
         (status = 409, description = "Rows refused by a rule (atomic: nothing written; partial: the rest written)", body = ImportAnswer),
         (status = 400, description = "Malformed rows or bad options", body = ImportOrError),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 413, description = "Body over 256 MiB"),
-        (status = 422, description = "Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied, PostRefused))]
 /// `import` (sales); with `partial` the answer adds `rejects_csv`.
 pub async fn import_sales(
     State(state): Shared,
@@ -702,10 +663,8 @@ macro_rules! read_path {
             responses(
                 (status = 200, description = $what, content_type = "application/json"),
                 (status = 400, description = "Bad input", body = ErrorBody),
-                (status = 401, description = "No working token", body = ErrorBody),
-                (status = 403, description = "The role may not", body = ErrorBody),
-                (status = 500, description = "The ledger's schema was altered", body = ErrorBody),
-                (status = 503, description = "Retry later", body = ErrorBody)))]
+                                (status = 500, description = "The ledger's schema was altered", body = ErrorBody),
+                Denied))]
         #[doc = concat!("`", $path, "`: ", $what, ".")]
         pub async fn $name(State(state): Shared, headers: HeaderMap, uri: Uri) -> Response {
             query_read::<$params>(state, headers, uri, reads::$name).await
@@ -915,11 +874,9 @@ mod reads {
 #[utoipa::path(get, path = "/v1/checkpoint", security(("bearer" = [])),
     responses(
         (status = 200, description = "A checkpoint signed with the server's --signing-key", content_type = "application/json"),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "The server has no --signing-key", body = ErrorBody),
         (status = 500, description = "The ledger does not verify: nothing is signed", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied))]
 /// `checkpoint` with the server's key (404 without one).
 pub async fn checkpoint(State(state): Shared, headers: HeaderMap) -> Response {
     let key = state.signing_key.clone();
@@ -940,9 +897,7 @@ pub async fn checkpoint(State(state): Shared, headers: HeaderMap) -> Response {
     responses(
         (status = 200, description = "Every entry in range, one JSON object per line, streamed", content_type = "application/x-ndjson"),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No working token", body = ErrorBody),
-        (status = 403, description = "The role may not", body = ErrorBody),
-        (status = 503, description = "Retry later", body = ErrorBody)))]
+        Denied))]
 /// `export --format jsonl`, streamed.
 pub async fn export(State(state): Shared, headers: HeaderMap, uri: Uri) -> Response {
     let caller = match super::authorize(state.clone(), &headers, Permission::Read).await {

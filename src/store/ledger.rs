@@ -408,16 +408,7 @@ impl Ledger {
         self.conn.execute_batch("SAVEPOINT group_write")?;
         let outcome = (|| {
             clock::check_write_as_of(&self.conn, as_of)?;
-            let head = read_head(&self.conn)?;
-            let mut appender = Appender {
-                conn: &self.conn,
-                next_seq: head.entries + 1,
-                previous: head.hash,
-                first_seq: head.entries + 1,
-                buffer: Vec::with_capacity(256),
-                actor: self.actor.clone(),
-                recorded_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            };
+            let mut appender = Appender::after_head(&self.conn, &self.actor)?;
             work(&mut appender)
         })();
         match outcome {
@@ -452,18 +443,8 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         crate::trace::phase("write", "write lock");
         clock::check_write_as_of(&tx, as_of)?;
-        let head = read_head(&tx)?;
+        let mut appender = Appender::after_head(&tx, &self.actor)?;
         crate::trace::phase("write", "chain head");
-        let mut appender = Appender {
-            conn: &tx,
-            next_seq: head.entries + 1,
-            previous: head.hash,
-            first_seq: head.entries + 1,
-            buffer: Vec::with_capacity(256),
-            actor: self.actor.clone(),
-            // The real clock, never --as-of or QLEDGER_TODAY (SPEC §7).
-            recorded_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        };
         let (value, commit) = work(&mut appender)?;
         crate::trace::phase("write", "work");
         if commit {
@@ -775,6 +756,22 @@ pub struct Appender<'conn> {
 }
 
 impl<'conn> Appender<'conn> {
+    /// An appender continuing the chain from the head `conn` sees, for
+    /// `actor`, stamped with the real clock (never --as-of or
+    /// QLEDGER_TODAY, SPEC §7).
+    fn after_head(conn: &'conn Connection, actor: &str) -> Result<Appender<'conn>> {
+        let head = read_head(conn)?;
+        Ok(Appender {
+            conn,
+            next_seq: head.entries + 1,
+            previous: head.hash,
+            first_seq: head.entries + 1,
+            buffer: Vec::with_capacity(256),
+            actor: actor.to_string(),
+            recorded_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        })
+    }
+
     /// The transaction's connection, for reads inside the same transaction.
     pub fn conn(&self) -> &'conn Connection {
         self.conn
