@@ -31,7 +31,7 @@ use crate::rules::facts::{Applied, Deltas, LedgerFacts};
 use crate::rules::{self, Facts, Purpose, Shipment};
 use crate::store::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use chrono::NaiveDate;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -556,7 +556,7 @@ impl Producer<'_> {
         };
         // Pass 1: US and other-market sales count first; note which
         // record_ids returns name.
-        let mut named_by_returns: HashSet<String> = HashSet::new();
+        let mut named_by_returns: HashSet<String> = HashSet::default();
         let mut pass = Pass::reopen(path, self.label, self.progress)?;
         while let Some((_, read)) = pass.next()? {
             let Some(row) = read.ok().and_then(|row| self.parse(&row)) else {
@@ -589,7 +589,7 @@ impl Producer<'_> {
         trace(self.label, "fast pass 1 (US and other sales)");
 
         // Pass 2: restricted sales in file order; returns held for last.
-        let mut sales_named: HashMap<String, SaleRow> = HashMap::new();
+        let mut sales_named: HashMap<String, SaleRow> = HashMap::default();
         let mut returns: Vec<SaleRow> = Vec::new();
         let mut pass = Pass::reopen(path, self.label, self.progress)?;
         while let Some((_, read)) = pass.next()? {
@@ -635,7 +635,7 @@ impl Producer<'_> {
         trace(self.label, "fast pass 2 (restricted sales)");
 
         // Returns, in file order.
-        let mut returned_here: HashMap<String, i64> = HashMap::new();
+        let mut returned_here: HashMap<String, i64> = HashMap::default();
         for mut row in returns {
             let reverses = row.reverses.clone().expect("a return names its sale");
             let recorded = match sales_named.get(&reverses) {

@@ -17,6 +17,14 @@ pub fn parse_identifier(text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Err("is empty".to_string());
     }
+    // ASCII (nearly every identifier): one byte per character, and no
+    // format character is ASCII; the same checks, without decoding.
+    if text.is_ascii() && text.len() <= IDENTIFIER_CHARS_MAX {
+        if text.bytes().any(|b| b.is_ascii_control()) {
+            return Err("contains a control character".to_string());
+        }
+        return Ok(text.to_string());
+    }
     let chars = text.chars().count();
     if chars > IDENTIFIER_CHARS_MAX {
         return Err(format!(

@@ -18,7 +18,10 @@ use crate::rules::{
 use crate::store::ledger::{MarketGroup, Settings};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// FxHash maps: the import looks these up per row, with keys no outsider chooses.
+type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 use std::rc::Rc;
 
 /// Net units of one chip on one day, by market group.
@@ -148,7 +151,7 @@ impl<'conn> LedgerFacts<'conn> {
             lot_shipped: cache.lot_shipped,
             deltas: Deltas::default(),
             as_of,
-            draws: HashMap::new(),
+            draws: HashMap::default(),
             lot_held: cache.lot_held,
             windows: cache.windows,
             screening: cache.screening,
@@ -472,8 +475,10 @@ pub type HeldRowKey = (String, String, String, String);
 /// and sale entries (`rules::hold_remaining_units` per hold, summed per
 /// row key, rows of 0 left out). `verify` compares the table with it; the
 /// upgrade from schema version 1 fills the new table from it.
-pub fn held_units_from_entries(conn: &Connection) -> Result<HashMap<HeldRowKey, i64>> {
-    let mut held: HashMap<HeldRowKey, i64> = HashMap::new();
+pub fn held_units_from_entries(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<HeldRowKey, i64>> {
+    let mut held: std::collections::HashMap<HeldRowKey, i64> = std::collections::HashMap::new();
     let mut statement = conn.prepare(
         "SELECT h.chip, h.planned_date, h.expires_on, coalesce(h.lot_id, ''), h.units, \
                 (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), \
