@@ -338,6 +338,19 @@ fn every_endpoint_answers_each_role_as_the_role_table_says() {
             }
         }
     }
+    // The log names who was refused a 403, and nobody for a 401.
+    let lines: Vec<Value> = server
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["status"] == 403 && l["token"] == "t-auditor"));
+    assert!(lines
+        .iter()
+        .filter(|l| l["status"] == 401)
+        .all(|l| l["token"].is_null()));
     // No token needed for these three.
     for path in ["/healthz", "/openapi.json", "/metrics"] {
         assert_eq!(

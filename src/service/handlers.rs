@@ -902,7 +902,7 @@ pub async fn checkpoint(State(state): Shared, headers: HeaderMap) -> Response {
 pub async fn export(State(state): Shared, headers: HeaderMap, uri: Uri) -> Response {
     let caller = match super::authorize(state.clone(), &headers, Permission::Read).await {
         Ok(caller) => caller,
-        Err(reply) => return super::respond(reply, None),
+        Err(denial) => return super::respond(denial.reply, denial.token),
     };
     let token = Some(caller.name);
     let range = query::<ExportQuery>(&uri)

@@ -86,29 +86,48 @@ impl AppState {
         desk: &Desk,
         secret: Option<&str>,
         permission: Permission,
-    ) -> std::result::Result<Caller, Reply> {
-        let unauthorized = |why: &str| Reply::error_json(401, why);
+    ) -> std::result::Result<Caller, Denial> {
+        let unauthorized = |why: &str| Denial::anonymous(Reply::error_json(401, why));
+        let failed = |err: Error| Denial::anonymous(Reply::from_error(&err));
         let Some(secret) = secret else {
             return Err(unauthorized("send Authorization: Bearer <token>"));
         };
-        let today = crate::store::clock::today().map_err(|err| Reply::from_error(&err))?;
+        let today = crate::store::clock::today().map_err(failed)?;
         let token = tokens::authenticate(desk.ledger().conn(), secret, today)
-            .map_err(|err| Reply::from_error(&err))?
+            .map_err(failed)?
             .ok_or_else(|| unauthorized("the token is unknown, revoked or expired"))?;
         if !auth::may(token.role, permission) {
-            return Err(Reply::error_json(
-                403,
-                &format!(
-                    "token {} has role {}, which may not do this",
-                    token.name,
-                    token.role.name()
-                ),
-            ));
+            let why = format!(
+                "token {} has role {}, which may not do this",
+                token.name,
+                token.role.name()
+            );
+            // The log line names who was refused.
+            return Err(Denial {
+                reply: Reply::error_json(403, &why),
+                token: Some(token.name),
+            });
         }
         Ok(Caller {
             name: token.name,
             role: token.role,
         })
+    }
+}
+
+/// A request that may not go on: its answer (401, 403, or what went
+/// wrong) and, for a 403, the token's name for the log line.
+#[derive(Debug)]
+pub struct Denial {
+    /// The answer.
+    pub reply: Reply,
+    /// The token's name, when it works but its role may not.
+    pub token: Option<String>,
+}
+
+impl Denial {
+    fn anonymous(reply: Reply) -> Denial {
+        Denial { reply, token: None }
     }
 }
 
@@ -218,7 +237,7 @@ where
         with_desk(&state.db, |desk| {
             match state.authorize(desk, secret.as_deref(), permission) {
                 Ok(caller) => (work(desk), Some(caller.name)),
-                Err(reply) => (reply, None),
+                Err(denial) => (denial.reply, denial.token),
             }
         })
     })
@@ -235,7 +254,7 @@ pub async fn authorize(
     state: Arc<AppState>,
     headers: &HeaderMap,
     permission: Permission,
-) -> std::result::Result<Caller, Reply> {
+) -> std::result::Result<Caller, Denial> {
     let secret = bearer(headers);
     let caller = tokio::task::spawn_blocking(move || {
         with_desk(&state.db, |desk| {
@@ -245,8 +264,11 @@ pub async fn authorize(
     .await;
     match caller {
         Ok(Ok(caller)) => caller,
-        Ok(Err(err)) => Err(Reply::from_error(&err)),
-        Err(_) => Err(Reply::error_json(503, "the request was interrupted")),
+        Ok(Err(err)) => Err(Denial::anonymous(Reply::from_error(&err))),
+        Err(_) => Err(Denial::anonymous(Reply::error_json(
+            503,
+            "the request was interrupted",
+        ))),
     }
 }
 
@@ -275,7 +297,7 @@ where
 {
     let caller = match authorize(state.clone(), headers, permission).await {
         Ok(caller) => caller,
-        Err(reply) => return respond(reply, None),
+        Err(denial) => return respond(denial.reply, denial.token),
     };
     let token = Some(caller.name.clone());
     let key = match headers
