@@ -98,15 +98,7 @@ const SELECT_COLUMNS: &str = "lot_id, chip, units, lab, certificate_id, result, 
 type Stored = (String, String, i64, String, String, String, String);
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    row.try_into()
 }
 
 fn from_stored(stored: Stored) -> Result<LotEvent> {

@@ -139,19 +139,7 @@ const NOT_WITHDRAWN: &str = "NOT EXISTS (SELECT 1 FROM policy_withdrawal AS w \
 
 impl PolicyVersion {
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredVersion> {
-        Ok((
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-            row.get(7)?,
-            row.get(8)?,
-            row.get(9)?,
-            row.get(10)?,
-        ))
+        row.try_into()
     }
 
     /// Rebuilds a version from stored text, checking it re-parses (an

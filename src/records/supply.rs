@@ -91,15 +91,7 @@ const SELECT_COLUMNS: &str = "chip, period, us_inventory_units, us_open_orders_u
 type Stored = (String, String, i64, i64, String, String, String);
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    row.try_into()
 }
 
 fn from_stored(stored: Stored) -> Result<SupplyAttestation> {

@@ -97,6 +97,13 @@ fn digest(secret: &str) -> String {
 
 /// Every token issued, each with its revocation if any, in issue order.
 pub fn all(conn: &Connection) -> Result<Vec<TokenState>> {
+    states(conn, None)
+}
+
+/// The tokens of the names `only_secret` was issued to (all when `None`),
+/// from their events in order: the service looks up one secret per
+/// request through the `token_event_by_secret` index, not every token.
+fn states(conn: &Connection, only_secret: Option<&str>) -> Result<Vec<TokenState>> {
     type Stored = (
         String,
         String,
@@ -106,14 +113,27 @@ pub fn all(conn: &Connection) -> Result<Vec<TokenState>> {
         String,
         Option<String>,
     );
-    let rows: Vec<Stored> = conn
-        .prepare_cached(
-            "SELECT event, name, role, expires_on, secret_sha256, event_on, actor FROM token_event ORDER BY seq",
-        )?
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let sql = match only_secret {
+        None => {
+            "SELECT event, name, role, expires_on, secret_sha256, event_on, actor \
+                 FROM token_event ORDER BY seq"
+        }
+        Some(_) => {
+            "SELECT event, name, role, expires_on, secret_sha256, event_on, actor \
+                    FROM token_event WHERE name IN \
+                    (SELECT name FROM token_event WHERE secret_sha256 = ?1) ORDER BY seq"
+        }
+    };
+    let mut statement = conn.prepare_cached(sql)?;
+    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Stored> { row.try_into() };
+    let rows: Vec<Stored> = match only_secret {
+        None => statement
+            .query_map([], read)?
+            .collect::<rusqlite::Result<_>>()?,
+        Some(secret) => statement
+            .query_map([secret], read)?
+            .collect::<rusqlite::Result<_>>()?,
+    };
     let corrupt = |why: String| Error::Integrity(format!("a stored token event is corrupt: {why}"));
     let mut tokens: Vec<TokenState> = Vec::new();
     for (event, name, role, expires, secret, on, actor) in rows {
@@ -153,7 +173,7 @@ pub fn authenticate(
     date: NaiveDate,
 ) -> Result<Option<TokenState>> {
     let wanted = digest(secret);
-    Ok(all(conn)?
+    Ok(states(conn, Some(&wanted))?
         .into_iter()
         .find(|token| token.secret_sha256 == wanted && token.works_on(date)))
 }

@@ -408,7 +408,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     };
     observe::init_logging();
     let counters = Arc::new(writer::WriterCounters::default());
-    let (sender, writer_thread) = writer::spawn(ledger, counters.clone());
+    let (sender, writer_thread) = writer::spawn(ledger, counters.clone())?;
     let openapi = api::document(options.trust_client_as_of).to_string();
     let state = Arc::new(AppState {
         db: options.db.clone(),

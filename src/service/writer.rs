@@ -52,13 +52,13 @@ pub struct WriterCounters {
 pub fn spawn(
     ledger: Ledger,
     counters: std::sync::Arc<WriterCounters>,
-) -> (Sender<Job>, std::thread::JoinHandle<()>) {
+) -> Result<(Sender<Job>, std::thread::JoinHandle<()>)> {
     let (sender, receiver) = std::sync::mpsc::channel::<Job>();
     let handle = std::thread::Builder::new()
         .name("qledger-writer".to_string())
         .spawn(move || run(ledger, receiver, &counters))
-        .expect("the writer thread starts");
-    (sender, handle)
+        .map_err(|err| Error::Environment(format!("cannot start the writer thread: {err}")))?;
+    Ok((sender, handle))
 }
 
 fn run(mut ledger: Ledger, receiver: Receiver<Job>, counters: &WriterCounters) {
@@ -88,18 +88,32 @@ fn run(mut ledger: Ledger, receiver: Receiver<Job>, counters: &WriterCounters) {
     }
 }
 
+/// Sends `reply` to every one of `answers`.
+fn answer_all(answers: impl IntoIterator<Item = oneshot::Sender<Reply>>, reply: &Reply) {
+    for answer in answers {
+        let _ = answer.send(reply.clone());
+    }
+}
+
 /// One transaction for every job of `group`, answered after the commit.
 fn run_group(ledger: &mut Ledger, group: Vec<Job>, counters: &WriterCounters) {
     use std::sync::atomic::Ordering::Relaxed;
     let count = group.len() as u64;
-    let started = ledger.check_schema().and_then(|()| ledger.begin_group());
-    if let Err(err) = started {
-        let reply = Reply::from_error(&err);
-        for job in group {
-            let _ = job.answer.send(reply.clone());
+    let started = ledger
+        .check_schema()
+        .and_then(|()| ledger.begin_group())
+        .and_then(|()| ledger.head());
+    let mut entries = match started {
+        Ok(head) => head.entries,
+        Err(err) => {
+            ledger.rollback_group();
+            answer_all(
+                group.into_iter().map(|job| job.answer),
+                &Reply::from_error(&err),
+            );
+            return;
         }
-        return;
-    }
+    };
     let mut answered = Vec::with_capacity(group.len());
     for job in group {
         let Job {
@@ -110,27 +124,32 @@ fn run_group(ledger: &mut Ledger, group: Vec<Job>, counters: &WriterCounters) {
             answer,
             alone: _,
         } = job;
-        let reply = run_job(ledger, &token_name, as_of, idempotency.as_ref(), work);
+        let reply = run_job(
+            ledger,
+            &mut entries,
+            &token_name,
+            as_of,
+            idempotency.as_ref(),
+            work,
+        );
         answered.push((answer, reply));
         if !ledger.in_group() {
             break; // an environment error ended the group
         }
     }
-    if !ledger.in_group() {
+    let committed = if ledger.in_group() {
+        ledger.commit_group()
+    } else {
         // Nothing of the group was committed: every request may retry.
-        let reply = Reply::from_error(&Error::Environment(
+        Err(Error::Environment(
             "the ledger could not be written; nothing was recorded, retry".to_string(),
-        ));
-        for (answer, _) in answered {
-            let _ = answer.send(reply.clone());
-        }
-        return;
-    }
-    if let Err(err) = ledger.commit_group() {
-        let reply = Reply::from_error(&err);
-        for (answer, _) in answered {
-            let _ = answer.send(reply.clone());
-        }
+        ))
+    };
+    if let Err(err) = committed {
+        answer_all(
+            answered.into_iter().map(|(answer, _)| answer),
+            &Reply::from_error(&err),
+        );
         return;
     }
     counters.groups.fetch_add(1, Relaxed);
@@ -145,9 +164,11 @@ fn run_group(ledger: &mut Ledger, group: Vec<Job>, counters: &WriterCounters) {
 
 /// One job inside the group: its stored answer if it is a retry, else its
 /// work (a savepoint of its own) and, with a key, its answer stored in the
-/// same transaction. An environment error rolls the whole group back.
+/// same transaction. `entries` is the chain's length before it, and after
+/// it on return. An environment error rolls the whole group back.
 fn run_job(
     ledger: &mut Ledger,
+    entries: &mut i64,
     token_name: &str,
     as_of: NaiveDate,
     idempotency: Option<&(String, String)>,
@@ -165,21 +186,23 @@ fn run_job(
             return Reply::from_error(&err);
         }
     }
-    let before = ledger.head().map(|head| head.entries).unwrap_or(0);
     ledger.set_actor(format!("token:{token_name}"));
-    let reply = work(ledger, as_of);
+    let mut reply = work(ledger, as_of);
     if reply.status == 503 {
         ledger.rollback_group();
         return reply;
     }
-    let after = ledger.head().map(|head| head.entries).unwrap_or(before);
-    let mut reply = reply;
-    reply.entries_appended = after - before;
-    if let Some((key, sha)) = idempotency {
-        if let Err(err) = store_reply(ledger, token_name, key, sha, &reply) {
-            ledger.rollback_group();
-            return Reply::from_error(&err);
+    let stored = ledger.head().and_then(|head| {
+        reply.entries_appended = head.entries - *entries;
+        *entries = head.entries;
+        match idempotency {
+            Some((key, sha)) => store_reply(ledger, token_name, key, sha, &reply),
+            None => Ok(()),
         }
+    });
+    if let Err(err) = stored {
+        ledger.rollback_group();
+        return Reply::from_error(&err);
     }
     reply
 }

@@ -767,15 +767,7 @@ fn read_other_acts(
     let read = |sql: &str| -> Result<Vec<Row5>> {
         Ok(conn
             .prepare(sql)?
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })?
+            .query_map([], |row| row.try_into())?
             .collect::<rusqlite::Result<_>>()?)
     };
     for (seq, hold_seq, order_ref, units, on) in read(

@@ -966,15 +966,7 @@ fn check_acts(
         .prepare(
             "SELECT seq, period, closed_on, head_entries, head_hash FROM period_close ORDER BY seq",
         )?
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?
+        .query_map([], |row| row.try_into())?
         .collect::<rusqlite::Result<_>>()?;
     for (seq, period, closed_on, head_entries, head_hash) in closes {
         let before = stored_hash(conn, seq - 1)?.map(hex::encode);
