@@ -343,6 +343,7 @@ pub fn sales_import_options(
         partial,
         accept_reason: reason.clone().filter(|_| accept_violations),
         careful_only: false,
+        kept_bytes_max: crate::input::kept_rows::KEPT_BYTES_MAX,
         late_reason: reason.filter(|_| late),
         rejects_path,
     })

@@ -777,6 +777,33 @@ impl<'a> Row<'a> {
     pub fn has_column(&self, index: usize) -> bool {
         self.present[index].is_some()
     }
+
+    /// How many spec columns the row has (present or not).
+    pub fn columns(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Which spec columns the file's header has, as the reader set them.
+    pub(crate) fn present(&self) -> &'a [Option<usize>] {
+        self.present
+    }
+
+    /// A row again from parts kept earlier (`input::kept_rows`): `values`
+    /// are byte ranges of `text`, one per spec column.
+    pub(crate) fn from_parts(
+        line: u64,
+        text: &'a str,
+        values: &'a [(usize, usize)],
+        present: &'a [Option<usize>],
+    ) -> Row<'a> {
+        assert_eq!(values.len(), present.len(), "one value per spec column");
+        Row {
+            line,
+            text,
+            values,
+            present,
+        }
+    }
 }
 
 /// A record that is a blank line or only white space.

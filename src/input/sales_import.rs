@@ -3,7 +3,8 @@
 //! Rows are applied in the order SPEC §3.4 sets: every US and other-market
 //! sale first, then restricted sales in file order, then returns in file
 //! order; a refused row does not count for the rows after it. The file is
-//! read in passes rather than held in memory.
+//! read in passes rather than held in memory whole (the fast path keeps
+//! the restricted rows of its first pass within a bound, `kept_rows`).
 //!
 //! Two paths give the same answer:
 //! - the **fast path** (the nightly case: every row new and allowed) runs
@@ -11,7 +12,7 @@
 //!   ledger through its own snapshot connection), the other inserts. It
 //!   skips the per-row duplicate lookup and gives up at the first anomaly
 //!   (a malformed or refused row, a `record_id` already recorded, a return
-//!   whose sale it cannot see, too many returns to hold): the write
+//!   whose sale it cannot find, too many returns to hold): the write
 //!   transaction is rolled back and
 //! - the **careful path** runs: one thread, duplicates and conflicts
 //!   classified first in file order, every problem listed. It is the
@@ -22,6 +23,7 @@
 
 use crate::error::{Error, Result, RowProblem, Rule};
 use crate::input::csv::{Row, RowRead, TableReader};
+use crate::input::kept_rows::KeptRows;
 use crate::input::reference_import::{append_batch, open_table, ImportSummary};
 use crate::money::{Ratio, Usd};
 use crate::period::{format_date, Period};
@@ -31,12 +33,12 @@ use crate::rules::facts::{Applied, Deltas, LedgerFacts};
 use crate::rules::{self, Facts, Purpose, Shipment};
 use crate::store::ledger::{open_connection, Appender, ChainHead, Ledger, MarketGroup, Settings};
 use chrono::NaiveDate;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Most data rows one sales file may hold.
 pub const SALES_ROWS_MAX: usize = 100_000_000;
@@ -58,6 +60,10 @@ pub struct SalesImportOptions {
     pub accept_reason: Option<String>,
     /// Skip the fast path (tests and benchmarks compare both paths).
     pub careful_only: bool,
+    /// Bytes of restricted sales and returns the fast path keeps between
+    /// its passes (`kept_rows::KEPT_BYTES_MAX`); beyond them it reads the
+    /// file a second time. Tests set 0 to take that way.
+    pub kept_bytes_max: usize,
     /// `--late --reason`: record rows dated in closed periods as late
     /// entries (SPEC §3.12), marked with this reason.
     pub late_reason: Option<String>,
@@ -425,7 +431,7 @@ fn fast_path(
         reader.execute_batch("BEGIN DEFERRED")?;
         let known_chips = KnownChips::load(&reader)?;
         let stop = AtomicBool::new(false);
-        let (sender, receiver) = sync_channel::<SaleBatch>(16);
+        let (sender, receiver) = sync_channel::<ToWriter>(16);
         let (produced, written) = std::thread::scope(|scope| {
             let (settings, stop_flag) = (&settings, &stop);
             // The reader connection moves to the parsing thread.
@@ -443,20 +449,7 @@ fn fast_path(
                 };
                 producer.run(&reader, path)
             });
-            let mut written: Result<bool> = Ok(true);
-            for batch in receiver.iter() {
-                match appender.insert_sales(&batch) {
-                    Ok(None) => {}
-                    Ok(Some(_duplicate)) => {
-                        written = Ok(false);
-                        break;
-                    }
-                    Err(err) => {
-                        written = Err(err);
-                        break;
-                    }
-                }
-            }
+            let written = write_all(appender, &receiver);
             stop.store(true, Ordering::Relaxed);
             drop(receiver); // unblocks a producer waiting to send
             let produced = producer
@@ -487,6 +480,45 @@ fn fast_path(
     })
 }
 
+/// What the fast path's parsing thread hands its writer.
+enum ToWriter {
+    /// Entries to insert.
+    Sales(SaleBatch),
+    /// Which sales these record_ids name, once the sales before are in.
+    NamedSales(Vec<String>, SyncSender<Result<NamedSales>>),
+}
+
+/// Per record_id: the sale (recorded before or in this import) and the
+/// units returned of it before this import.
+type NamedSales = HashMap<String, (Option<SaleRow>, i64)>;
+
+/// The fast path's writer: inserts every batch in order and answers
+/// lookups. `Ok(false)`: an entry was already recorded (a duplicate), so
+/// the careful path must run.
+fn write_all(appender: &mut Appender<'_>, receiver: &Receiver<ToWriter>) -> Result<bool> {
+    for message in receiver.iter() {
+        match message {
+            ToWriter::Sales(batch) => {
+                if appender.insert_sales(&batch)?.is_some() {
+                    return Ok(false);
+                }
+            }
+            ToWriter::NamedSales(record_ids, reply) => {
+                let mut named = NamedSales::default();
+                let answer = record_ids.into_iter().try_for_each(|record_id| {
+                    let sale = sales::recorded(appender.conn(), &record_id)?;
+                    let returned = sales::returned_units(appender.conn(), &record_id)?;
+                    named.insert(record_id, (sale.map(|sale| sale.row), returned));
+                    Ok(())
+                });
+                // A parser that has stopped no longer listens.
+                let _ = reply.send(answer.map(|()| named));
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// The fast path's parsing thread.
 struct Producer<'a> {
     settings: &'a Settings,
@@ -494,7 +526,7 @@ struct Producer<'a> {
     options: &'a SalesImportOptions,
     label: &'a str,
     progress: Option<&'a Progress>,
-    sender: SyncSender<SaleBatch>,
+    sender: SyncSender<ToWriter>,
     stop: &'a AtomicBool,
     batch: SaleBatch,
     head: ChainHead,
@@ -544,7 +576,7 @@ impl Producer<'_> {
             return true;
         }
         let full = std::mem::replace(&mut self.batch, SaleBatch::new());
-        self.sender.send(full).is_ok() && !self.stop.load(Ordering::Relaxed)
+        self.sender.send(ToWriter::Sales(full)).is_ok() && !self.stop.load(Ordering::Relaxed)
     }
 
     fn run(&mut self, reader: &rusqlite::Connection, path: &Path) -> Result<Produced> {
@@ -554,23 +586,29 @@ impl Producer<'_> {
             accepted_violations: self.options.accept_reason.as_ref().map(|_| 0),
             ..ImportSummary::default()
         };
-        // Pass 1: US and other-market sales count first; note which
-        // record_ids returns name.
-        let mut named_by_returns: HashSet<String> = HashSet::default();
+        // Pass 1: US and other-market sales count first; restricted sales
+        // and returns are kept for pass 2 while they fit.
+        let mut kept = Some(KeptRows::new(self.options.kept_bytes_max));
+        let mut returns_count = 0usize;
         let mut pass = Pass::reopen(path, self.label, self.progress)?;
         while let Some((_, read)) = pass.next()? {
-            let Some(row) = read.ok().and_then(|row| self.parse(&row)) else {
+            let Ok(raw) = read else {
+                return Ok(Produced::Fallback);
+            };
+            let Some(row) = self.parse(&raw) else {
                 return Ok(Produced::Fallback);
             };
             summary.rows += 1;
             match (row.kind, self.settings.market_group(&row.market)) {
-                (SaleKind::Return, _) => {
-                    if named_by_returns.len() >= RETURNS_HELD_MAX {
+                (SaleKind::Return, _) | (SaleKind::Sale, MarketGroup::Restricted) => {
+                    returns_count += usize::from(row.kind == SaleKind::Return);
+                    if returns_count > RETURNS_HELD_MAX {
                         return Ok(Produced::Fallback);
                     }
-                    named_by_returns.insert(row.reverses.clone().expect("a return names its sale"));
+                    if kept.as_mut().is_some_and(|kept| !kept.keep(&raw)) {
+                        kept = None; // too many: pass 2 reads the file again
+                    }
                 }
-                (SaleKind::Sale, MarketGroup::Restricted) => {}
                 (SaleKind::Sale, group) => {
                     // US and other-market sales need nothing but an open
                     // period: their entries go to the writer right away.
@@ -589,83 +627,39 @@ impl Producer<'_> {
         trace(self.label, "fast pass 1 (US and other sales)");
 
         // Pass 2: restricted sales in file order; returns held for last.
-        let mut sales_named: HashMap<String, SaleRow> = HashMap::default();
         let mut returns: Vec<SaleRow> = Vec::new();
-        let mut pass = Pass::reopen(path, self.label, self.progress)?;
-        while let Some((_, read)) = pass.next()? {
-            let Ok(raw) = read else {
-                return Err(changed(self.label));
-            };
-            // Only restricted sales and returns are parsed again.
-            let kind = raw.get(9);
-            let is_return = kind.eq_ignore_ascii_case("return");
-            if !is_return && !self.is_restricted_market(raw.get(3)) {
-                if named_by_returns.contains(raw.get(0)) {
-                    let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
-                    sales_named.insert(row.record_id.clone(), row);
+        match kept {
+            Some(mut kept) => {
+                for index in 0..kept.len() {
+                    let row = self
+                        .parse(&kept.row(index))
+                        .ok_or_else(|| changed(self.label))?;
+                    if !self.restricted_or_return(&mut facts, row, &mut returns, &mut summary)? {
+                        return Ok(Produced::Fallback);
+                    }
                 }
-                continue;
             }
-            let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
-            if is_return {
-                returns.push(row);
-                continue;
-            }
-            let Ok((draw, accepted)) = judge_restricted_sale(
-                &mut facts,
-                &row,
-                self.options.accept_reason.as_deref(),
-                false,
-            )?
-            else {
-                return Ok(Produced::Fallback);
-            };
-            if accepted.is_some() {
-                *summary.accepted_violations.get_or_insert(0) += 1;
-            }
-            if !self.emit(&row, draw, accepted.as_deref()) {
-                return Ok(Produced::Fallback);
-            }
-            summary.inserted += 1;
-            if named_by_returns.contains(&row.record_id) {
-                sales_named.insert(row.record_id.clone(), row);
+            None => {
+                let mut pass = Pass::reopen(path, self.label, self.progress)?;
+                while let Some((_, read)) = pass.next()? {
+                    let Ok(raw) = read else {
+                        return Err(changed(self.label));
+                    };
+                    // Only restricted sales and returns are parsed again.
+                    let is_return = raw.get(9).eq_ignore_ascii_case("return");
+                    if !is_return && !self.is_restricted_market(raw.get(3)) {
+                        continue;
+                    }
+                    let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
+                    if !self.restricted_or_return(&mut facts, row, &mut returns, &mut summary)? {
+                        return Ok(Produced::Fallback);
+                    }
+                }
+                pass.finish(Some(&sha256))?;
             }
         }
-        pass.finish(Some(&sha256))?;
         trace(self.label, "fast pass 2 (restricted sales)");
-
-        // Returns, in file order.
-        let mut returned_here: HashMap<String, i64> = HashMap::default();
-        for mut row in returns {
-            let reverses = row.reverses.clone().expect("a return names its sale");
-            let recorded = match sales_named.get(&reverses) {
-                Some(sale) => Some(sale.clone()),
-                None => sales::recorded(reader, &reverses)?.map(|recorded| recorded.row),
-            };
-            let Some(sale) = recorded else {
-                return Ok(Produced::Fallback);
-            };
-            let already = sales::returned_units(reader, &reverses)?
-                + returned_here.get(&reverses).copied().unwrap_or(0);
-            let refusals =
-                rules::judge_return(&mut facts, self.settings, &row, Some(&sale), already, false)?;
-            let group = self.settings.market_group(&row.market);
-            let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
-                Acceptance::Clean => None,
-                Acceptance::Accepted(rules) => Some(rules),
-                Acceptance::Refused => return Ok(Produced::Fallback),
-            };
-            apply_return(&mut facts, &mut row, &sale, group)?;
-            *returned_here.entry(reverses).or_default() += row.units;
-            if accepted.is_some() {
-                *summary.accepted_violations.get_or_insert(0) += 1;
-            }
-            if !self.emit(&row, None, accepted.as_deref()) {
-                return Ok(Produced::Fallback);
-            }
-            summary.inserted += 1;
-        }
-        if !self.flush() {
+        if !self.returns(&mut facts, returns, &mut summary)? || !self.flush() {
             return Ok(Produced::Fallback);
         }
         summary.sha256 = sha256;
@@ -673,6 +667,104 @@ impl Producer<'_> {
             summary: Box::new(summary),
             deltas: facts.take_deltas(),
         })
+    }
+
+    /// Pass 2's step: a restricted sale is judged and emitted, a return
+    /// held for last. `false`: give way to the careful path.
+    fn restricted_or_return(
+        &mut self,
+        facts: &mut LedgerFacts<'_>,
+        row: SaleRow,
+        returns: &mut Vec<SaleRow>,
+        summary: &mut ImportSummary,
+    ) -> Result<bool> {
+        if row.kind == SaleKind::Return {
+            returns.push(row);
+            return Ok(true);
+        }
+        let accept_reason = self.options.accept_reason.as_deref();
+        let Ok((draw, accepted)) = judge_restricted_sale(facts, &row, accept_reason, false)? else {
+            return Ok(false);
+        };
+        if accepted.is_some() {
+            *summary.accepted_violations.get_or_insert(0) += 1;
+        }
+        if !self.emit(&row, draw, accepted.as_deref()) {
+            return Ok(false);
+        }
+        summary.inserted += 1;
+        Ok(true)
+    }
+
+    /// Judges and emits the returns, in file order, once every sale is
+    /// emitted. `false`: give way to the careful path.
+    fn returns(
+        &mut self,
+        facts: &mut LedgerFacts<'_>,
+        returns: Vec<SaleRow>,
+        summary: &mut ImportSummary,
+    ) -> Result<bool> {
+        let Some(named) = self.named_sales(&returns)? else {
+            return Ok(false);
+        };
+        let mut returned_here: HashMap<&str, i64> = HashMap::default();
+        for mut row in returns {
+            let reverses = row.reverses.clone().expect("a return names its sale");
+            let Some((Some(sale), returned_before)) = named.get(&reverses) else {
+                return Ok(false);
+            };
+            let (name, _) = named.get_key_value(&reverses).expect("just found");
+            let already = returned_before + returned_here.get(name.as_str()).copied().unwrap_or(0);
+            let refusals =
+                rules::judge_return(facts, self.settings, &row, Some(sale), already, false)?;
+            let accepted = match acceptance(&refusals, self.options.accept_reason.as_deref()) {
+                Acceptance::Clean => None,
+                Acceptance::Accepted(rules) => Some(rules),
+                Acceptance::Refused => return Ok(false),
+            };
+            let group = self.settings.market_group(&row.market);
+            apply_return(facts, &mut row, sale, group)?;
+            *returned_here.entry(name.as_str()).or_default() += row.units;
+            if accepted.is_some() {
+                *summary.accepted_violations.get_or_insert(0) += 1;
+            }
+            if !self.emit(&row, None, accepted.as_deref()) {
+                return Ok(false);
+            }
+            summary.inserted += 1;
+        }
+        Ok(true)
+    }
+
+    /// The sales the returns name, as the writer's transaction holds them
+    /// once every sale of this file is in it (the sale may be recorded
+    /// before or anywhere in this file), with the units returned before
+    /// this file. `None`: the writer stopped.
+    fn named_sales(&mut self, returns: &[SaleRow]) -> Result<Option<NamedSales>> {
+        if returns.is_empty() {
+            return Ok(Some(NamedSales::default()));
+        }
+        let mut record_ids: Vec<String> = returns
+            .iter()
+            .map(|row| row.reverses.clone().expect("a return names its sale"))
+            .collect();
+        record_ids.sort_unstable();
+        record_ids.dedup();
+        if !self.flush() {
+            return Ok(None);
+        }
+        let (reply, answer) = sync_channel(1);
+        if self
+            .sender
+            .send(ToWriter::NamedSales(record_ids, reply))
+            .is_err()
+        {
+            return Ok(None);
+        }
+        match answer.recv() {
+            Ok(named) => named.map(Some),
+            Err(_) => Ok(None),
+        }
     }
 }
 
