@@ -145,33 +145,29 @@ mod tests {
         assert_eq!(kept.row(1).get(0), "R,2");
     }
 
-    #[test]
-    fn rows_beyond_the_bound_are_not_kept() {
-        let long = "x".repeat(60_000);
+    /// Keeps one row, with `customer` as its customer_id, until it no
+    /// longer fits.
+    fn kept_until_full(customer: &str) -> KeptRows {
         let text = format!(
             "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n\
-             R1,2026-01-02,H200,CN,{long},5,10\n"
+             R1,2026-01-02,H200,CN,{customer},5,10\n"
         );
         let mut reader = table(&text);
         let row = reader.next_row().ok().flatten().expect("a row");
         let mut kept = KeptRows::new(KEPT_BYTES_MAX);
-        let mut accepted = 0;
-        while kept.keep(&row) {
-            accepted += 1;
-        }
+        while kept.keep(&row) {}
+        kept
+    }
+
+    #[test]
+    fn rows_beyond_the_bound_are_not_kept() {
+        let kept = kept_until_full(&"x".repeat(60_000));
         assert!(kept.bytes() <= KEPT_BYTES_MAX);
         // The row's text is 60,021 bytes; 16 of bookkeeping, 2 per column.
         let row_bytes = 60_021 + ROW_OVERHEAD_BYTES + sales::COLUMNS.len() * 2;
-        assert_eq!(accepted, KEPT_BYTES_MAX / row_bytes);
-        let too_long = "y".repeat(70_000);
-        let text = format!(
-            "record_id,sale_date,chip,market,customer_id,units,unit_price_usd\n\
-             R1,2026-01-02,H200,CN,{too_long},5,10\n"
-        );
-        let mut reader = table(&text);
-        let row = reader.next_row().ok().flatten().expect("a row");
-        let mut kept = KeptRows::new(KEPT_BYTES_MAX);
-        assert!(!kept.keep(&row), "a value over 65,535 bytes is not kept");
+        assert_eq!(kept.len(), KEPT_BYTES_MAX / row_bytes);
+        let kept = kept_until_full(&"y".repeat(70_000));
+        assert!(kept.is_empty(), "a value over 65,535 bytes is not kept");
         assert_eq!(kept.bytes(), 0, "nothing of it stays");
     }
 }

@@ -586,78 +586,13 @@ impl Producer<'_> {
             accepted_violations: self.options.accept_reason.as_ref().map(|_| 0),
             ..ImportSummary::default()
         };
-        // Pass 1: US and other-market sales count first; restricted sales
-        // and returns are kept for pass 2 while they fit.
-        let mut kept = Some(KeptRows::new(self.options.kept_bytes_max));
-        let mut returns_count = 0usize;
-        let mut pass = Pass::reopen(path, self.label, self.progress)?;
-        while let Some((_, read)) = pass.next()? {
-            let Ok(raw) = read else {
-                return Ok(Produced::Fallback);
-            };
-            let Some(row) = self.parse(&raw) else {
-                return Ok(Produced::Fallback);
-            };
-            summary.rows += 1;
-            match (row.kind, self.settings.market_group(&row.market)) {
-                (SaleKind::Return, _) | (SaleKind::Sale, MarketGroup::Restricted) => {
-                    returns_count += usize::from(row.kind == SaleKind::Return);
-                    if returns_count > RETURNS_HELD_MAX {
-                        return Ok(Produced::Fallback);
-                    }
-                    if kept.as_mut().is_some_and(|kept| !kept.keep(&raw)) {
-                        kept = None; // too many: pass 2 reads the file again
-                    }
-                }
-                (SaleKind::Sale, group) => {
-                    // US and other-market sales need nothing but an open
-                    // period: their entries go to the writer right away.
-                    if rules::closed_refusal(&mut facts, self.settings, row.sale_date)?.is_some() {
-                        return Ok(Produced::Fallback);
-                    }
-                    apply_plain_sale(&mut facts, &row, group)?;
-                    if !self.emit(&row, None, None) {
-                        return Ok(Produced::Fallback);
-                    }
-                    summary.inserted += 1;
-                }
-            }
-        }
-        let sha256 = pass.finish(None)?;
+        let Some((sha256, kept)) = self.pass_one(&mut facts, &mut summary, path)? else {
+            return Ok(Produced::Fallback);
+        };
         trace(self.label, "fast pass 1 (US and other sales)");
-
-        // Pass 2: restricted sales in file order; returns held for last.
-        let mut returns: Vec<SaleRow> = Vec::new();
-        match kept {
-            Some(mut kept) => {
-                for index in 0..kept.len() {
-                    let row = self
-                        .parse(&kept.row(index))
-                        .ok_or_else(|| changed(self.label))?;
-                    if !self.restricted_or_return(&mut facts, row, &mut returns, &mut summary)? {
-                        return Ok(Produced::Fallback);
-                    }
-                }
-            }
-            None => {
-                let mut pass = Pass::reopen(path, self.label, self.progress)?;
-                while let Some((_, read)) = pass.next()? {
-                    let Ok(raw) = read else {
-                        return Err(changed(self.label));
-                    };
-                    // Only restricted sales and returns are parsed again.
-                    let is_return = raw.get(9).eq_ignore_ascii_case("return");
-                    if !is_return && !self.is_restricted_market(raw.get(3)) {
-                        continue;
-                    }
-                    let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
-                    if !self.restricted_or_return(&mut facts, row, &mut returns, &mut summary)? {
-                        return Ok(Produced::Fallback);
-                    }
-                }
-                pass.finish(Some(&sha256))?;
-            }
-        }
+        let Some(returns) = self.pass_two(&mut facts, &mut summary, path, &sha256, kept)? else {
+            return Ok(Produced::Fallback);
+        };
         trace(self.label, "fast pass 2 (restricted sales)");
         if !self.returns(&mut facts, returns, &mut summary)? || !self.flush() {
             return Ok(Produced::Fallback);
@@ -667,6 +602,95 @@ impl Producer<'_> {
             summary: Box::new(summary),
             deltas: facts.take_deltas(),
         })
+    }
+
+    /// Pass 1: US and other-market sales count first; restricted sales and
+    /// returns are kept for pass 2 while they fit. The file's SHA-256 and
+    /// the kept rows (`None`: they did not fit); `None`: fall back.
+    fn pass_one(
+        &mut self,
+        facts: &mut LedgerFacts<'_>,
+        summary: &mut ImportSummary,
+        path: &Path,
+    ) -> Result<Option<(String, Option<KeptRows>)>> {
+        let mut kept = Some(KeptRows::new(self.options.kept_bytes_max));
+        let mut returns_count = 0usize;
+        let mut pass = Pass::reopen(path, self.label, self.progress)?;
+        while let Some((_, read)) = pass.next()? {
+            let Some(row) = read.as_ref().ok().and_then(|raw| self.parse(raw)) else {
+                return Ok(None);
+            };
+            summary.rows += 1;
+            match (row.kind, self.settings.market_group(&row.market)) {
+                (SaleKind::Return, _) | (SaleKind::Sale, MarketGroup::Restricted) => {
+                    returns_count += usize::from(row.kind == SaleKind::Return);
+                    if returns_count > RETURNS_HELD_MAX {
+                        return Ok(None);
+                    }
+                    let raw = read.as_ref().expect("parsed above");
+                    if kept.as_mut().is_some_and(|kept| !kept.keep(raw)) {
+                        kept = None; // too many: pass 2 reads the file again
+                    }
+                }
+                (SaleKind::Sale, group) => {
+                    // US and other-market sales need nothing but an open
+                    // period: their entries go to the writer right away.
+                    if rules::closed_refusal(facts, self.settings, row.sale_date)?.is_some() {
+                        return Ok(None);
+                    }
+                    apply_plain_sale(facts, &row, group)?;
+                    if !self.emit(&row, None, None) {
+                        return Ok(None);
+                    }
+                    summary.inserted += 1;
+                }
+            }
+        }
+        Ok(Some((pass.finish(None)?, kept)))
+    }
+
+    /// Pass 2: restricted sales in file order, from the kept rows or from
+    /// the file again (which must be the one pass 1 read). The returns,
+    /// held for last; `None`: fall back.
+    fn pass_two(
+        &mut self,
+        facts: &mut LedgerFacts<'_>,
+        summary: &mut ImportSummary,
+        path: &Path,
+        sha256: &str,
+        kept: Option<KeptRows>,
+    ) -> Result<Option<Vec<SaleRow>>> {
+        let mut returns: Vec<SaleRow> = Vec::new();
+        if let Some(mut kept) = kept {
+            for index in 0..kept.len() {
+                // Pass 1 parsed these very values; the careful path would
+                // judge a row that did not parse again.
+                let Some(row) = self.parse(&kept.row(index)) else {
+                    return Ok(None);
+                };
+                if !self.restricted_or_return(facts, row, &mut returns, summary)? {
+                    return Ok(None);
+                }
+            }
+            return Ok(Some(returns));
+        }
+        let mut pass = Pass::reopen(path, self.label, self.progress)?;
+        while let Some((_, read)) = pass.next()? {
+            let Ok(raw) = read else {
+                return Err(changed(self.label));
+            };
+            // Only restricted sales and returns are parsed again.
+            let is_return = raw.get(9).eq_ignore_ascii_case("return");
+            if !is_return && !self.is_restricted_market(raw.get(3)) {
+                continue;
+            }
+            let row = self.parse(&raw).ok_or_else(|| changed(self.label))?;
+            if !self.restricted_or_return(facts, row, &mut returns, summary)? {
+                return Ok(None);
+            }
+        }
+        pass.finish(Some(sha256))?;
+        Ok(Some(returns))
     }
 
     /// Pass 2's step: a restricted sale is judged and emitted, a return
