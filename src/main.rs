@@ -191,26 +191,8 @@ enum Command {
         after_help = "Example:\n  qledger import sales-2026-02-16.csv\n  qledger import sales.csv --partial --rejects rejects.csv\n  qledger --as-of 2026-07-01 import found.csv --late --reason \"found in the Q2 audit\""
     )]
     Import {
-        /// The sales CSV file.
-        file: PathBuf,
-        /// Do every check, write nothing, answer as the real run would.
-        #[arg(long)]
-        dry_run: bool,
-        /// Commit the good rows; write the others to --rejects.
-        #[arg(long, requires = "rejects")]
-        partial: bool,
-        /// Where --partial writes rejected rows (original columns, line, error).
-        #[arg(long, value_name = "OUT.csv", requires = "partial")]
-        rejects: Option<PathBuf>,
-        /// Record rows refused only by policy, customer, lot or cap, marked as violations.
-        #[arg(long, requires = "reason")]
-        accept_violations: bool,
-        /// Record rows dated in closed periods as late entries (the sealed figures stay).
-        #[arg(long, requires = "reason")]
-        late: bool,
-        /// Why the violations or late entries are recorded (with --accept-violations or --late).
-        #[arg(long)]
-        reason: Option<String>,
+        #[command(flatten)]
+        args: ImportArgs,
     },
     /// May this order be booked? Runs every rule; never writes.
     #[command(
@@ -258,28 +240,8 @@ enum Command {
         after_help = "Example:\n  qledger remit --period 2026-Q1 --amount 34787593.75 --paid-on 2026-04-15 --reference WIRE-0415\n  qledger remit --reverse --period 2026-Q1 --reference WIRE-0415 --reason \"keyed for the wrong period\""
     )]
     Remit {
-        /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
-        #[arg(long)]
-        period: String,
-        /// Amount in USD (up to 4 decimals).
-        #[arg(long, required_unless_present = "reverse", conflicts_with = "reverse")]
-        amount: Option<String>,
-        /// Payment date.
-        #[arg(
-            long = "paid-on",
-            required_unless_present = "reverse",
-            conflicts_with = "reverse"
-        )]
-        paid_on: Option<String>,
-        /// Payment reference (unique in its period; a retried remit with the same payment is a no-op).
-        #[arg(long)]
-        reference: String,
-        /// Reverse the payment with this period and reference instead.
-        #[arg(long, requires = "reason")]
-        reverse: bool,
-        /// Why the payment is reversed (required with --reverse).
-        #[arg(long, requires = "reverse")]
-        reason: Option<String>,
+        #[command(flatten)]
+        args: RemitArgs,
     },
     /// Seal a period that is over.
     #[command(after_help = "Example:\n  qledger --as-of 2026-04-01 close --period 2026-Q1")]
@@ -398,24 +360,8 @@ enum Command {
     },
     /// Serve the ledger over HTTP (SPEC §6) until SIGTERM or SIGINT.
     Serve {
-        /// Address and port to listen on.
-        #[arg(long, default_value = "127.0.0.1:8640", value_name = "ADDR:PORT")]
-        listen: String,
-        /// TLS certificate chain (PEM).
-        #[arg(long, value_name = "F", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, value_name = "F", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Ed25519 key (from `keygen`) that signs `/v1/checkpoint`.
-        #[arg(long, value_name = "F")]
-        signing_key: Option<PathBuf>,
-        /// Serve plain HTTP on a non-loopback address (behind a TLS proxy).
-        #[arg(long)]
-        insecure_http: bool,
-        /// Let requests carry `as_of` (replays and tests only).
-        #[arg(long)]
-        trust_client_as_of: bool,
+        #[command(flatten)]
+        args: ServeArgs,
     },
     /// Print a shell completion script (bash, zsh or fish).
     #[command(
@@ -425,6 +371,81 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The options of `import`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The sales CSV file.
+    file: PathBuf,
+    /// Do every check, write nothing, answer as the real run would.
+    #[arg(long)]
+    dry_run: bool,
+    /// Commit the good rows; write the others to --rejects.
+    #[arg(long, requires = "rejects")]
+    partial: bool,
+    /// Where --partial writes rejected rows (original columns, line, error).
+    #[arg(long, value_name = "OUT.csv", requires = "partial")]
+    rejects: Option<PathBuf>,
+    /// Record rows refused only by policy, customer, lot or cap, marked as violations.
+    #[arg(long, requires = "reason")]
+    accept_violations: bool,
+    /// Record rows dated in closed periods as late entries (the sealed figures stay).
+    #[arg(long, requires = "reason")]
+    late: bool,
+    /// Why the violations or late entries are recorded (with --accept-violations or --late).
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+/// The options of `remit`: a payment, or with `--reverse` its reversal.
+#[derive(clap::Args)]
+struct RemitArgs {
+    /// Period id: YYYY-Qn on a quarterly ledger (2026-Q1), YYYY-MM on a monthly one (2026-03).
+    #[arg(long)]
+    period: String,
+    /// Amount in USD (up to 4 decimals).
+    #[arg(long, required_unless_present = "reverse", conflicts_with = "reverse")]
+    amount: Option<String>,
+    /// Payment date.
+    #[arg(
+        long = "paid-on",
+        required_unless_present = "reverse",
+        conflicts_with = "reverse"
+    )]
+    paid_on: Option<String>,
+    /// Payment reference (unique in its period; a retried remit with the same payment is a no-op).
+    #[arg(long)]
+    reference: String,
+    /// Reverse the payment with this period and reference instead.
+    #[arg(long, requires = "reason")]
+    reverse: bool,
+    /// Why the payment is reversed (required with --reverse).
+    #[arg(long, requires = "reverse")]
+    reason: Option<String>,
+}
+
+/// The options of `serve`.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8640", value_name = "ADDR:PORT")]
+    listen: String,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "F", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "F", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Ed25519 key (from `keygen`) that signs `/v1/checkpoint`.
+    #[arg(long, value_name = "F")]
+    signing_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS proxy).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Let requests carry `as_of` (replays and tests only).
+    #[arg(long)]
+    trust_client_as_of: bool,
 }
 
 /// A planned shipment, as `check` and `reserve` take it.
@@ -674,64 +695,14 @@ fn run(cli: &Cli) -> Result<u8, Error> {
     let as_of = as_of_date(cli)?;
     let code = match &cli.command {
         Command::Init { period, restricted } => init(cli, period, restricted, as_of),
-        Command::Policy {
-            action: PolicyAction::Import { file },
-        } => reference_import::<PolicyVersion>(cli, file, as_of),
-        Command::Policy {
-            action: PolicyAction::Show,
-        } => policy_show(cli),
-        Command::Policy {
-            action:
-                PolicyAction::Withdraw {
-                    chip,
-                    effective_from,
-                    reason,
-                },
-        } => policy_withdraw(cli, chip, effective_from, reason, as_of),
-        Command::Customers {
-            action: ImportAction::Import { file },
-        } => reference_import::<CustomerEvent>(cli, file, as_of),
-        Command::Lots {
-            action: ImportAction::Import { file },
-        } => reference_import::<LotEvent>(cli, file, as_of),
+        Command::Policy { action } => policy(cli, action, as_of),
+        Command::Customers { action } => customers_or_lots(cli, "customers", action, as_of),
+        Command::Lots { action } => customers_or_lots(cli, "lots", action, as_of),
         Command::Supply {
             action: SupplyAction::Import { file },
         } => reference_import::<SupplyAttestation>(cli, file, as_of),
-        Command::Screening {
-            action: ScreeningAction::Import { file, effective },
-        } => screening_import(cli, file, effective.as_deref(), as_of),
-        Command::Screening {
-            action:
-                ScreeningAction::Clear {
-                    customer,
-                    list,
-                    entry,
-                    reason,
-                },
-        } => screening_clear(cli, customer, list, entry, reason, as_of),
-        Command::Screening {
-            action: ScreeningAction::Check,
-        } => screening_check(cli, as_of),
-        Command::Token {
-            action:
-                TokenAction::Issue {
-                    name,
-                    role,
-                    expires_on,
-                },
-        } => token_issue(cli, name, role, expires_on.as_deref(), as_of),
-        Command::Token {
-            action: TokenAction::Revoke { name },
-        } => token_revoke(cli, name, as_of),
-        Command::Token {
-            action: TokenAction::List,
-        } => token_list(cli),
-        Command::Customers {
-            action: ImportAction::Show { id, format },
-        } => show_reference(cli, "customers", id.as_deref(), format.as_deref(), as_of),
-        Command::Lots {
-            action: ImportAction::Show { id, format },
-        } => show_reference(cli, "lots", id.as_deref(), format.as_deref(), as_of),
+        Command::Screening { action } => screening(cli, action, as_of),
+        Command::Token { action } => token(cli, action, as_of),
         Command::History { from, to, format } => history(cli, from, to, format.as_deref(), as_of),
         Command::Export { from, to, format } => export(cli, *from, *to, format.as_deref()),
         Command::Sales {
@@ -739,34 +710,11 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             chip,
             market,
             format,
-        } => sales_listing(
-            cli,
-            period,
-            chip.as_deref(),
-            market.as_deref(),
-            format.as_deref(),
-            as_of,
-        ),
-        Command::Import {
-            file,
-            dry_run,
-            partial,
-            rejects,
-            accept_violations,
-            late,
-            reason,
         } => {
-            let options = commands::sales_import_options(
-                as_of,
-                *dry_run,
-                *partial,
-                *accept_violations,
-                *late,
-                reason.as_deref(),
-                rejects.clone(),
-            )?;
-            sales_import(cli, file, rejects.as_deref(), &options)
+            let (chip, market) = (chip.as_deref(), market.as_deref());
+            sales_listing(cli, period, chip, market, format.as_deref(), as_of)
         }
+        Command::Import { args } => import_command(cli, args, as_of),
         Command::Check { request } => check(cli, request, as_of),
         Command::Reserve {
             order_ref,
@@ -775,24 +723,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         } => reserve(cli, order_ref, request, *ttl_days, as_of),
         Command::Release { order_ref } => release(cli, order_ref, as_of),
         Command::Report { period, format } => report(cli, period, format.as_deref(), as_of),
-        Command::Remit {
-            period,
-            amount: Some(amount),
-            paid_on: Some(paid_on),
-            reference,
-            reverse: false,
-            reason: _,
-        } => remit(cli, period, amount, paid_on, reference, as_of),
-        Command::Remit {
-            period,
-            reference,
-            reason: Some(reason),
-            reverse: true,
-            ..
-        } => remit_reverse(cli, period, reference, reason, as_of),
-        Command::Remit { .. } => Err(Error::BadInput(
-            "remit takes --amount and --paid-on, or --reverse with --reason".to_string(),
-        )),
+        Command::Remit { args } => remit_command(cli, args, as_of),
         Command::Close { period } => close(cli, period, as_of),
         Command::Verify {
             digest,
@@ -803,22 +734,7 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Checkpoint { key, out } => checkpoint(cli, key, out.as_deref()),
         Command::Digest => digest(cli),
         Command::Completions { shell } => completions(*shell),
-        Command::Serve {
-            listen,
-            tls_cert,
-            tls_key,
-            signing_key,
-            insecure_http,
-            trust_client_as_of,
-        } => quotaledger::service::serve(quotaledger::service::ServeOptions {
-            db: cli.db.clone(),
-            listen: listen.clone(),
-            tls: tls_cert.clone().zip(tls_key.clone()),
-            signing_key: signing_key.clone(),
-            insecure_http: *insecure_http,
-            trust_client_as_of: *trust_client_as_of,
-        })
-        .map(|()| 0),
+        Command::Serve { args } => serve(cli, args),
         Command::Holds {
             active,
             order_ref,
@@ -830,6 +746,134 @@ fn run(cli: &Cli) -> Result<u8, Error> {
     };
     // An environment or integrity error names the ledger file it concerns.
     code.map_err(|err| err.concerning(&cli.db))
+}
+
+/// `policy import|show|withdraw`.
+fn policy(cli: &Cli, action: &PolicyAction, as_of: NaiveDate) -> Result<u8, Error> {
+    match action {
+        PolicyAction::Import { file } => reference_import::<PolicyVersion>(cli, file, as_of),
+        PolicyAction::Show => policy_show(cli),
+        PolicyAction::Withdraw {
+            chip,
+            effective_from,
+            reason,
+        } => policy_withdraw(cli, chip, effective_from, reason, as_of),
+    }
+}
+
+/// `customers import|show` and `lots import|show` (`what` says which).
+fn customers_or_lots(
+    cli: &Cli,
+    what: &str,
+    action: &ImportAction,
+    as_of: NaiveDate,
+) -> Result<u8, Error> {
+    match (action, what) {
+        (ImportAction::Import { file }, "customers") => {
+            reference_import::<CustomerEvent>(cli, file, as_of)
+        }
+        (ImportAction::Import { file }, _) => reference_import::<LotEvent>(cli, file, as_of),
+        (ImportAction::Show { id, format }, _) => {
+            show_reference(cli, what, id.as_deref(), format.as_deref(), as_of)
+        }
+    }
+}
+
+/// `screening import|clear|check`.
+fn screening(cli: &Cli, action: &ScreeningAction, as_of: NaiveDate) -> Result<u8, Error> {
+    match action {
+        ScreeningAction::Import { file, effective } => {
+            screening_import(cli, file, effective.as_deref(), as_of)
+        }
+        ScreeningAction::Clear {
+            customer,
+            list,
+            entry,
+            reason,
+        } => screening_clear(cli, customer, list, entry, reason, as_of),
+        ScreeningAction::Check => screening_check(cli, as_of),
+    }
+}
+
+/// `token issue|revoke|list`.
+fn token(cli: &Cli, action: &TokenAction, as_of: NaiveDate) -> Result<u8, Error> {
+    match action {
+        TokenAction::Issue {
+            name,
+            role,
+            expires_on,
+        } => token_issue(cli, name, role, expires_on.as_deref(), as_of),
+        TokenAction::Revoke { name } => token_revoke(cli, name, as_of),
+        TokenAction::List => token_list(cli),
+    }
+}
+
+/// `import FILE [options]`.
+fn import_command(cli: &Cli, args: &ImportArgs, as_of: NaiveDate) -> Result<u8, Error> {
+    let ImportArgs {
+        file,
+        dry_run,
+        partial,
+        rejects,
+        accept_violations,
+        late,
+        reason,
+    } = args;
+    let options = commands::sales_import_options(
+        as_of,
+        *dry_run,
+        *partial,
+        *accept_violations,
+        *late,
+        reason.as_deref(),
+        rejects.clone(),
+    )?;
+    sales_import(cli, file, rejects.as_deref(), &options)
+}
+
+/// `remit` (a payment) and `remit --reverse` (its reversal).
+fn remit_command(cli: &Cli, args: &RemitArgs, as_of: NaiveDate) -> Result<u8, Error> {
+    match args {
+        RemitArgs {
+            period,
+            amount: Some(amount),
+            paid_on: Some(paid_on),
+            reference,
+            reverse: false,
+            reason: _,
+        } => remit(cli, period, amount, paid_on, reference, as_of),
+        RemitArgs {
+            period,
+            reference,
+            reason: Some(reason),
+            reverse: true,
+            ..
+        } => remit_reverse(cli, period, reference, reason, as_of),
+        _ => Err(Error::BadInput(
+            "remit takes --amount and --paid-on, or --reverse with --reason".to_string(),
+        )),
+    }
+}
+
+/// `serve`: the library's service with the command's options.
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, Error> {
+    let ServeArgs {
+        listen,
+        tls_cert,
+        tls_key,
+        signing_key,
+        insecure_http,
+        trust_client_as_of,
+    } = args;
+    quotaledger::service::serve(quotaledger::service::ServeOptions {
+        db: cli.db.clone(),
+        listen: listen.clone(),
+        tls: tls_cert.clone().zip(tls_key.clone()),
+        signing_key: signing_key.clone(),
+        insecure_http: *insecure_http,
+        trust_client_as_of: *trust_client_as_of,
+    })
+    .map(|()| 0)
 }
 
 fn parse_order_ref(order_ref: &str) -> Result<String, Error> {

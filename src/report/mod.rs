@@ -671,13 +671,33 @@ impl Report {
 
     /// Aligned tables for people, with a totals row and the chain head.
     pub fn to_table(&self) -> String {
-        use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
         let mut out = format!(
             "Period {} ({}), as of {}\n",
             self.period,
             if self.closed { "closed" } else { "open" },
             format_date(self.as_of)
         );
+        out.push_str(&self.chips_table());
+        out.push_str(&format!(
+            "\nRemittance: due {} USD, paid {} USD, outstanding {} USD\n",
+            grouped(self.due),
+            grouped(self.paid),
+            grouped(self.outstanding())
+        ));
+        self.push_supply(&mut out);
+        self.push_lots(&mut out);
+        self.push_violations_imports_late(&mut out);
+        out.push_str(&format!(
+            "\nComputed at chain head {}:{} (compare with `qledger digest`)\n",
+            self.head.entries,
+            self.head.hash_hex()
+        ));
+        out
+    }
+
+    /// The chips' figures with a TOTAL row.
+    fn chips_table(&self) -> String {
+        use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_header([
             "chip",
@@ -739,30 +759,34 @@ impl Report {
                 column.set_cell_alignment(CellAlignment::Right);
             }
         }
-        out.push_str(&table.to_string());
-        out.push_str(&format!(
-            "\nRemittance: due {} USD, paid {} USD, outstanding {} USD\n",
-            grouped(self.due),
-            grouped(self.paid),
-            grouped(self.outstanding())
-        ));
-        if !self.supply.is_empty() {
-            out.push_str("\nUS supply (latest attestation of the period on the reference date)\n");
-            for (chip, attestation) in &self.supply {
-                out.push_str(&format!(
-                    "  {chip}: attested {} by {}: US inventory {} units, open US orders {} units: {}\n",
-                    format_date(attestation.attested_on),
-                    attestation.attested_by,
-                    grouped_units(attestation.us_inventory_units),
-                    grouped_units(attestation.us_open_orders_units),
-                    if attestation.sufficient() {
-                        "sufficient"
-                    } else {
-                        "INSUFFICIENT"
-                    }
-                ));
-            }
+        table.to_string()
+    }
+
+    /// The supply attestations, one line per chip.
+    fn push_supply(&self, out: &mut String) {
+        if self.supply.is_empty() {
+            return;
         }
+        out.push_str("\nUS supply (latest attestation of the period on the reference date)\n");
+        for (chip, attestation) in &self.supply {
+            out.push_str(&format!(
+                "  {chip}: attested {} by {}: US inventory {} units, open US orders {} units: {}\n",
+                format_date(attestation.attested_on),
+                attestation.attested_by,
+                grouped_units(attestation.us_inventory_units),
+                grouped_units(attestation.us_open_orders_units),
+                if attestation.sufficient() {
+                    "sufficient"
+                } else {
+                    "INSUFFICIENT"
+                }
+            ));
+        }
+    }
+
+    /// The lots named in the period, as a table.
+    fn push_lots(&self, out: &mut String) {
+        use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
         if !self.lots.is_empty() {
             let mut lots = Table::new();
             lots.load_preset(UTF8_FULL_CONDENSED).set_header([
@@ -793,6 +817,10 @@ impl Report {
             }
             out.push_str(&format!("\nLots\n{lots}\n"));
         }
+    }
+
+    /// Recorded violations, imports and late entries, each where there are some.
+    fn push_violations_imports_late(&self, out: &mut String) {
         if !self.violations.is_empty() {
             out.push_str("\nRecorded violations\n");
             for v in &self.violations {
@@ -826,12 +854,6 @@ impl Report {
                 out.push_str(&format!("  {record_id}: {reason}\n"));
             }
         }
-        out.push_str(&format!(
-            "\nComputed at chain head {}:{} (compare with `qledger digest`)\n",
-            self.head.entries,
-            self.head.hash_hex()
-        ));
-        out
     }
 }
 
