@@ -596,24 +596,8 @@ fn check_range(
     anchors: &[Anchor],
     context: &Context,
 ) -> Result<RangeCheck> {
-    let settings_index = ALL_KINDS
-        .iter()
-        .position(|k| k.table == LEDGER_SETTINGS.table)
-        .expect("registered");
-    let sale_index = ALL_KINDS
-        .iter()
-        .position(|k| k.table == SALE.table)
-        .expect("registered");
-    let mut statements = Vec::with_capacity(ALL_KINDS.len());
-    for kind in ALL_KINDS {
-        let trailing: String = kind.trailing().map(|name| format!(", {name}")).collect();
-        let sql = format!(
-            "SELECT seq, {}, hash{trailing} FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
-            kind.columns.join(", "),
-            kind.table
-        );
-        statements.push((kind, conn.prepare(&sql)?));
-    }
+    let sale_index = kind_index(SALE.table);
+    let mut statements = range_statements(conn)?;
     let mut cursors = Vec::with_capacity(statements.len());
     for (index, (kind, statement)) in statements.iter_mut().enumerate() {
         let mut cursor = Cursor {
@@ -639,96 +623,40 @@ fn check_range(
     // The cursor that held the previous entry: most entries follow one of the same kind.
     let mut hint = sale_index;
     loop {
-        let next = if cursors[hint].seq == Some(expected_seq) {
-            Some(hint)
-        } else {
-            let mut best: Option<usize> = None;
-            for (index, cursor) in cursors.iter().enumerate() {
-                if let Some(seq) = cursor.seq {
-                    match best {
-                        Some(b) if cursors[b].seq == Some(seq) => {
-                            check.bad = Some((
-                                seq,
-                                format!(
-                                    "entry {seq} appears twice (in {} and {})",
-                                    cursors[b].kind.table, cursor.kind.table
-                                ),
-                            ));
-                            return Ok(check);
-                        }
-                        Some(b) if cursors[b].seq.unwrap_or(i64::MAX) < seq => {}
-                        _ => best = Some(index),
-                    }
-                }
+        let index = match next_cursor(&cursors, hint, expected_seq) {
+            Ok(Some(index)) => index,
+            Ok(None) => break,
+            Err(bad) => {
+                check.bad = Some(bad);
+                return Ok(check);
             }
-            best
         };
-        let Some(index) = next else { break };
         hint = index;
         let cursor = &mut cursors[index];
         let seq = cursor.seq.expect("cursor with a row");
-        if seq != expected_seq {
-            check.bad = Some((
-                expected_seq,
-                if seq > expected_seq {
-                    format!("entry {expected_seq} is missing (the next entry found is {seq})")
-                } else {
-                    format!("entry {seq} is out of sequence")
-                },
-            ));
-            return Ok(check);
-        }
-        let is_settings = cursor.index == settings_index;
-        if (seq == 1) != is_settings {
-            check.bad = Some((
-                seq,
-                format!(
-                    "entry {seq} is a {} entry; only entry 1 holds the ledger settings",
-                    cursor.kind.table
-                ),
-            ));
+        if let Some(bad) = misplaced(cursor, seq, expected_seq) {
+            check.bad = Some(bad);
             return Ok(check);
         }
         let row = cursor.rows.get().expect("cursor stands on a row");
-        let column_count = cursor.kind.columns.len();
         let mut values = [ValueRef::Null; COLUMNS_MAX];
-        entry::canonical_start(&mut buffer, seq, cursor.kind);
-        for (column, value) in values.iter_mut().enumerate().take(column_count) {
-            *value = row.get_ref(column + 1)?;
-            entry::encode_value(&mut buffer, *value);
-        }
-        let trailing_count = cursor.kind.trailing_count();
-        if trailing_count > 0 {
-            let mut trailing = [ValueRef::Null; 4];
-            for (index, value) in trailing.iter_mut().enumerate().take(trailing_count) {
-                *value = row.get_ref(column_count + 2 + index)?;
-            }
-            entry::encode_trailing(&mut buffer, cursor.kind, &trailing[..trailing_count]);
-        }
-        let hash = entry::chain_hash(&check.last.hash, &buffer);
-        let stored_ok =
-            row.get_ref(cursor.kind.columns.len() + 1)?.as_blob().ok() == Some(hash.as_slice());
-        if !stored_ok {
-            check.bad = Some((
-                seq,
-                format!(
-                    "entry {seq} ({}) does not match its hash: it, or the hash stored with it, was changed after it was written",
-                    cursor.kind.table
-                ),
-            ));
-            return Ok(check);
-        }
-        for anchor in anchors {
-            if anchor.head.entries == seq && anchor.head.hash != hash {
-                check.bad = Some((
-                    seq,
-                    format!(
-                        "the chain does not match {}: entries up to {seq} were rewritten since it was taken",
-                        anchor.source
-                    ),
-                ));
+        let hash = match entry_hash(
+            row,
+            cursor.kind,
+            seq,
+            &check.last.hash,
+            &mut buffer,
+            &mut values,
+        )? {
+            Ok(hash) => hash,
+            Err(bad) => {
+                check.bad = Some(bad);
                 return Ok(check);
             }
+        };
+        if let Some(bad) = anchor_mismatch(anchors, seq, &hash) {
+            check.bad = Some(bad);
+            return Ok(check);
         }
         if cursor.index == sale_index {
             if check.act.is_none() {
@@ -736,6 +664,7 @@ fn check_range(
                     .sale_outside_its_batch(seq, values[2])
                     .map(|message| (seq, message));
             }
+            let column_count = cursor.kind.columns.len();
             let added = check
                 .derived
                 .add_sale(conn, seq, &values[..column_count], context);
@@ -755,6 +684,134 @@ fn check_range(
         check.bad = Some((expected_seq, format!("entry {expected_seq} is missing")));
     }
     Ok(check)
+}
+
+/// The position of the entry kind stored in `table` in `ALL_KINDS`.
+fn kind_index(table: &str) -> usize {
+    ALL_KINDS
+        .iter()
+        .position(|kind| kind.table == table)
+        .expect("registered")
+}
+
+/// One statement per entry kind, reading its entries of a seq range in order.
+fn range_statements(
+    conn: &Connection,
+) -> Result<Vec<(&'static EntryKind, rusqlite::Statement<'_>)>> {
+    let mut statements = Vec::with_capacity(ALL_KINDS.len());
+    for kind in ALL_KINDS {
+        let trailing: String = kind.trailing().map(|name| format!(", {name}")).collect();
+        let sql = format!(
+            "SELECT seq, {}, hash{trailing} FROM {} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+            kind.columns.join(", "),
+            kind.table
+        );
+        statements.push((kind, conn.prepare(&sql)?));
+    }
+    Ok(statements)
+}
+
+/// The cursor that holds the next entry: `hint` when it holds
+/// `expected_seq`, else the one with the lowest seq (`None`: all done).
+/// An entry found in two tables is bad.
+fn next_cursor(
+    cursors: &[Cursor<'_>],
+    hint: usize,
+    expected_seq: i64,
+) -> std::result::Result<Option<usize>, (i64, String)> {
+    if cursors[hint].seq == Some(expected_seq) {
+        return Ok(Some(hint));
+    }
+    let mut best: Option<usize> = None;
+    for (index, cursor) in cursors.iter().enumerate() {
+        let Some(seq) = cursor.seq else { continue };
+        match best {
+            Some(b) if cursors[b].seq == Some(seq) => {
+                let tables = (cursors[b].kind.table, cursor.kind.table);
+                let message = format!(
+                    "entry {seq} appears twice (in {} and {})",
+                    tables.0, tables.1
+                );
+                return Err((seq, message));
+            }
+            Some(b) if cursors[b].seq.unwrap_or(i64::MAX) < seq => {}
+            _ => best = Some(index),
+        }
+    }
+    Ok(best)
+}
+
+/// Why entry `seq`, next in the chain, is out of place (a gap, a repeat,
+/// ledger settings anywhere but entry 1), if it is.
+fn misplaced(cursor: &Cursor<'_>, seq: i64, expected_seq: i64) -> Option<(i64, String)> {
+    if seq != expected_seq {
+        let message = if seq > expected_seq {
+            format!("entry {expected_seq} is missing (the next entry found is {seq})")
+        } else {
+            format!("entry {seq} is out of sequence")
+        };
+        return Some((expected_seq, message));
+    }
+    let is_settings = cursor.kind.table == LEDGER_SETTINGS.table;
+    if (seq == 1) != is_settings {
+        let message = format!(
+            "entry {seq} is a {} entry; only entry 1 holds the ledger settings",
+            cursor.kind.table
+        );
+        return Some((seq, message));
+    }
+    None
+}
+
+/// The chain hash of entry `seq` (its canonical bytes after `previous`),
+/// its values left in `values`; `Err` when the stored hash differs.
+fn entry_hash<'row>(
+    row: &'row rusqlite::Row<'_>,
+    kind: &EntryKind,
+    seq: i64,
+    previous: &Hash,
+    buffer: &mut Vec<u8>,
+    values: &mut [ValueRef<'row>; COLUMNS_MAX],
+) -> Result<std::result::Result<Hash, (i64, String)>> {
+    let column_count = kind.columns.len();
+    entry::canonical_start(buffer, seq, kind);
+    for (column, value) in values.iter_mut().enumerate().take(column_count) {
+        *value = row.get_ref(column + 1)?;
+        entry::encode_value(buffer, *value);
+    }
+    let trailing_count = kind.trailing_count();
+    if trailing_count > 0 {
+        let mut trailing = [ValueRef::Null; 4];
+        for (index, value) in trailing.iter_mut().enumerate().take(trailing_count) {
+            *value = row.get_ref(column_count + 2 + index)?;
+        }
+        entry::encode_trailing(buffer, kind, &trailing[..trailing_count]);
+    }
+    let hash = entry::chain_hash(previous, buffer);
+    if row.get_ref(column_count + 1)?.as_blob().ok() == Some(hash.as_slice()) {
+        return Ok(Ok(hash));
+    }
+    Ok(Err((
+        seq,
+        format!(
+            "entry {seq} ({}) does not match its hash: it, or the hash stored with it, was changed after it was written",
+            kind.table
+        ),
+    )))
+}
+
+/// Which anchor (digest or checkpoint) disagrees with entry `seq`'s hash.
+fn anchor_mismatch(anchors: &[Anchor], seq: i64, hash: &Hash) -> Option<(i64, String)> {
+    let anchor = anchors
+        .iter()
+        .find(|anchor| anchor.head.entries == seq && anchor.head.hash != *hash)?;
+    Some((
+        seq,
+        format!(
+            "the chain does not match {}: entries up to {seq} were rewritten since it was taken",
+            anchor.source
+        ),
+    ))
 }
 
 /// The stored hash of entry `seq`.
