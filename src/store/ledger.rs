@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::period::{format_date, PeriodKind};
 use crate::store::clock;
-use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, GENESIS_HASH, LEDGER_SETTINGS};
+use crate::store::entry::{self, EntryKind, Hash, ALL_KINDS, LEDGER_SETTINGS};
 use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -71,6 +71,12 @@ pub struct ChainHead {
 }
 
 impl ChainHead {
+    /// The head of an empty chain.
+    pub const GENESIS: ChainHead = ChainHead {
+        entries: 0,
+        hash: crate::store::entry::GENESIS_HASH,
+    };
+
     /// The hash as lower-case hex.
     pub fn hash_hex(&self) -> String {
         hex::encode(self.hash)
@@ -729,10 +735,7 @@ pub fn read_head(conn: &Connection) -> Result<ChainHead> {
         .filter_map(|(kind, seq)| Some((seq?, kind.table)))
         .max_by_key(|(seq, _)| *seq);
     let Some((seq, table)) = last else {
-        return Ok(ChainHead {
-            entries: 0,
-            hash: GENESIS_HASH,
-        });
+        return Ok(ChainHead::GENESIS);
     };
     let hash: Vec<u8> = conn
         .prepare_cached(&format!("SELECT hash FROM {table} WHERE seq = ?1"))?

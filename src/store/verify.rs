@@ -814,6 +814,98 @@ fn anchor_mismatch(anchors: &[Anchor], seq: i64, hash: &Hash) -> Option<(i64, St
     ))
 }
 
+/// Chunks of the chain `1..=entries`, in order: at least 2, at most
+/// `CHUNKS_MAX`, of about `chunk_entries` each.
+fn chunk_bounds(entries: i64, chunking: &Chunking) -> Vec<(i64, i64)> {
+    let chunk_entries = chunking.chunk_entries.max(1);
+    let chunk_count = (entries / chunk_entries).clamp(2, CHUNKS_MAX);
+    (0..chunk_count)
+        .map(|k| {
+            let lo = entries * k / chunk_count + 1;
+            let hi = entries * (k + 1) / chunk_count;
+            (lo, hi)
+        })
+        .collect()
+}
+
+/// Checks the chunks on two threads, one per core (`first` here and the
+/// first helper), taken in turn so both stay busy to the end even when one
+/// core is slower (shared machines), while the second helper replays the
+/// rules on its own snapshot of the same head. The ranges in chain order,
+/// and the replay's answer (it counts only if everything else holds).
+fn check_in_parallel(
+    first: &Connection,
+    [second, third]: [Connection; 2],
+    bounds: &[(i64, i64)],
+    anchors: &[Anchor],
+    context: &Context,
+) -> Result<(Vec<RangeCheck>, Result<Option<crate::store::replay::Fault>>)> {
+    let next_chunk = std::sync::atomic::AtomicUsize::new(0);
+    let work = |conn: &Connection| -> Result<Vec<(usize, RangeCheck)>> {
+        let mut done = Vec::new();
+        loop {
+            let k = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&(lo, hi)) = bounds.get(k) else {
+                return Ok(done);
+            };
+            done.push((k, check_chunk(conn, lo, hi, anchors, context)?));
+        }
+    };
+    let (mine, theirs, replayed) = std::thread::scope(|scope| {
+        let work = &work;
+        let helper = scope.spawn(move || work(&second));
+        let replayer = scope.spawn(move || {
+            let settings = crate::store::ledger::read_settings(&third)?;
+            crate::store::replay::replay(&third, &settings)
+        });
+        let mine = work(first);
+        let theirs = helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let replayed = replayer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs, replayed)
+    });
+    let mut ranges: Vec<(usize, RangeCheck)> = mine?;
+    ranges.extend(theirs?);
+    ranges.sort_by_key(|(k, _)| *k);
+    debug_assert_eq!(ranges.len(), bounds.len(), "every chunk checked once");
+    Ok((
+        ranges.into_iter().map(|(_, range)| range).collect(),
+        replayed,
+    ))
+}
+
+/// Checks chunk `lo..=hi` from the stored hash of entry lo − 1 (which the
+/// chunk before checks in turn).
+fn check_chunk(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    anchors: &[Anchor],
+    context: &Context,
+) -> Result<RangeCheck> {
+    let previous = if lo == 1 {
+        Some(GENESIS_HASH)
+    } else {
+        stored_hash(conn, lo - 1)?
+    };
+    match previous {
+        Some(previous) => check_range(conn, lo, hi, previous, anchors, context),
+        // The chunk before reports the missing entry.
+        None => Ok(RangeCheck {
+            last: ChainHead {
+                entries: lo - 1,
+                hash: GENESIS_HASH,
+            },
+            bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
+            act: None,
+            derived: DerivedFromEntries::default(),
+        }),
+    }
+}
+
 /// The stored hash of entry `seq`.
 fn stored_hash(conn: &Connection, seq: i64) -> Result<Option<Hash>> {
     for kind in ALL_KINDS {
@@ -875,12 +967,7 @@ pub fn verify_ledger_chunked(
         let first = reading_connection(path)?;
         // The schema first: reading the chain depends on its columns.
         if let Some(message) = crate::store::schema::first_difference(&first)? {
-            return Ok(VerifyReport {
-                entries: 0,
-                head: GENESIS_HASH,
-                first_bad_entry: None,
-                message: Some(message),
-            });
+            return Ok(fault_report(ChainHead::GENESIS, None, message));
         }
         let head = read_head(&first)?;
         let parallel_min = chunking.parallel_entries_min.max(2);
@@ -907,74 +994,10 @@ pub fn verify_ledger_chunked(
         }
         let context = Context::read(&first)?;
         crate::trace::phase("verify", "snapshots");
-        // Chunks of the chain, taken in turn by two threads (one per core):
-        // both stay busy to the end even when one core is slower (shared
-        // machines), and chunk k checks from the stored hash of its first
-        // entry's predecessor, which chunk k − 1 checks in turn.
-        let chunk_entries = chunking.chunk_entries.max(1);
-        let chunk_count = (head.entries / chunk_entries).clamp(2, CHUNKS_MAX);
-        let bounds: Vec<(i64, i64)> = (0..chunk_count)
-            .map(|k| {
-                let lo = head.entries * k / chunk_count + 1;
-                let hi = head.entries * (k + 1) / chunk_count;
-                (lo, hi)
-            })
-            .collect();
-        let next_chunk = std::sync::atomic::AtomicUsize::new(0);
-        let work = |conn: &Connection| -> Result<Vec<(usize, RangeCheck)>> {
-            let mut done = Vec::new();
-            loop {
-                let k = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(lo, hi)) = bounds.get(k) else {
-                    return Ok(done);
-                };
-                let previous = if lo == 1 {
-                    Some(GENESIS_HASH)
-                } else {
-                    stored_hash(conn, lo - 1)?
-                };
-                let checked = match previous {
-                    Some(previous) => check_range(conn, lo, hi, previous, anchors, &context)?,
-                    // The chunk before reports the missing entry.
-                    None => RangeCheck {
-                        last: ChainHead {
-                            entries: lo - 1,
-                            hash: GENESIS_HASH,
-                        },
-                        bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
-                        act: None,
-                        derived: DerivedFromEntries::default(),
-                    },
-                };
-                done.push((k, checked));
-            }
-        };
-        // The rule replay reads its own snapshot of the same head beside
-        // the chain check; its answer counts only if everything else holds.
-        let (mine, theirs, replayed) = std::thread::scope(|scope| {
-            let work = &work;
-            let helper = scope.spawn(move || work(&second));
-            let replayer = scope.spawn(move || {
-                let settings = crate::store::ledger::read_settings(&third)?;
-                crate::store::replay::replay(&third, &settings)
-            });
-            let mine = work(&first);
-            (
-                mine,
-                helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                replayer
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            )
-        });
+        let bounds = chunk_bounds(head.entries, &chunking);
+        let helpers = [second, third];
+        let (ranges, replayed) = check_in_parallel(&first, helpers, &bounds, anchors, &context)?;
         crate::trace::phase("verify", "chain checked");
-        let mut ranges: Vec<(usize, RangeCheck)> = mine?;
-        ranges.extend(theirs?);
-        ranges.sort_by_key(|(k, _)| *k);
-        debug_assert_eq!(ranges.len(), bounds.len(), "every chunk checked once");
-        let ranges = ranges.into_iter().map(|(_, range)| range).collect();
         let finished = finish(&first, head, ranges, anchors, Some(replayed));
         crate::trace::phase("verify", "derived tables compared");
         return finished;
@@ -1057,37 +1080,14 @@ fn finish(
     replayed: Option<Result<Option<crate::store::replay::Fault>>>,
 ) -> Result<VerifyReport> {
     if head.entries == 0 {
-        return Ok(VerifyReport {
-            entries: 0,
-            head: GENESIS_HASH,
-            first_bad_entry: Some(1),
-            message: Some("the ledger has no entries".to_string()),
-        });
+        let message = "the ledger has no entries".to_string();
+        return Ok(fault_report(ChainHead::GENESIS, Some(1), message));
     }
-    // A row numbered below 1 would sit outside every range: none may exist.
-    for kind in ALL_KINDS {
-        let outside: Option<i64> = conn.query_row(
-            &format!("SELECT min(seq) FROM {} WHERE seq < 1", kind.table),
-            [],
-            |row| row.get(0),
-        )?;
-        if let Some(seq) = outside {
-            return Ok(VerifyReport {
-                entries: head.entries,
-                head: head.hash,
-                first_bad_entry: Some(seq),
-                message: Some(format!(
-                    "{} holds a row numbered {seq}, outside the chain (entries are numbered from 1)",
-                    kind.table
-                )),
-            });
-        }
+    if let Some((seq, message)) = row_outside_chain(conn)? {
+        return Ok(fault_report(head, Some(seq), message));
     }
     let mut derived = DerivedFromEntries::default();
-    let mut last = ChainHead {
-        entries: 0,
-        hash: GENESIS_HASH,
-    };
+    let mut last = ChainHead::GENESIS;
     assert!(ALL_KINDS
         .iter()
         .all(|kind| kind.columns.len() <= COLUMNS_MAX && kind.trailing_count() <= 4));
@@ -1101,67 +1101,21 @@ fn finish(
         derived.merge(range.derived);
     }
     debug_assert_eq!(last, head, "the checked chain ends at the stored head");
-    let first_act = ranges_act.into_iter().flatten().next();
-    for anchor in anchors {
-        if anchor.head.entries > last.entries {
-            return Ok(VerifyReport {
-                entries: last.entries,
-                head: last.hash,
-                first_bad_entry: Some(last.entries + 1),
-                message: Some(format!(
-                    "{} names entry {} but the ledger holds only {} entries: entries were removed",
-                    anchor.source, anchor.head.entries, last.entries
-                )),
-            });
-        }
+    if let Some(anchor) = anchors.iter().find(|a| a.head.entries > last.entries) {
+        let message = format!(
+            "{} names entry {} but the ledger holds only {} entries: entries were removed",
+            anchor.source, anchor.head.entries, last.entries
+        );
+        return Ok(fault_report(last, Some(last.entries + 1), message));
     }
-    if let Some((seq, message)) = first_act {
-        return Ok(VerifyReport {
-            entries: last.entries,
-            head: last.hash,
-            first_bad_entry: Some(seq),
-            message: Some(message),
-        });
+    if let Some((seq, message)) = ranges_act.into_iter().flatten().next() {
+        return Ok(fault_report(last, Some(seq), message));
     }
     if let Some(message) = derived.compare_with_stored(conn)? {
-        return Ok(VerifyReport {
-            entries: last.entries,
-            head: last.hash,
-            first_bad_entry: None,
-            message: Some(message),
-        });
+        return Ok(fault_report(last, None, message));
     }
-    let settings = crate::store::ledger::read_settings(conn)?;
-    if let Some((seq, message)) = check_acts(conn, &settings)? {
-        return Ok(VerifyReport {
-            entries: last.entries,
-            head: last.hash,
-            first_bad_entry: Some(seq),
-            message: Some(message),
-        });
-    }
-    let replayed = match replayed {
-        Some(replayed) => replayed?,
-        None => crate::store::replay::replay(conn, &settings)?,
-    };
-    crate::trace::phase("verify", "rules replayed");
-    if let Some((seq, message)) = replayed {
-        return Ok(VerifyReport {
-            entries: last.entries,
-            head: last.hash,
-            first_bad_entry: Some(seq),
-            message: Some(format!(
-                "entry {seq} was not lawful when it was appended: {message}"
-            )),
-        });
-    }
-    if let Some((seq, message)) = crate::report::check_sealed(conn, &settings)? {
-        return Ok(VerifyReport {
-            entries: last.entries,
-            head: last.hash,
-            first_bad_entry: Some(seq),
-            message: Some(message),
-        });
+    if let Some((seq, message)) = lawful_and_sealed(conn, replayed)? {
+        return Ok(fault_report(last, Some(seq), message));
     }
     Ok(VerifyReport {
         entries: last.entries,
@@ -1169,4 +1123,56 @@ fn finish(
         first_bad_entry: None,
         message: None,
     })
+}
+
+/// A failed verification of the chain up to `last`.
+fn fault_report(last: ChainHead, first_bad_entry: Option<i64>, message: String) -> VerifyReport {
+    VerifyReport {
+        entries: last.entries,
+        head: last.hash,
+        first_bad_entry,
+        message: Some(message),
+    }
+}
+
+/// A row numbered below 1, which would sit outside every range checked.
+fn row_outside_chain(conn: &Connection) -> Result<Option<(i64, String)>> {
+    for kind in ALL_KINDS {
+        let outside: Option<i64> = conn.query_row(
+            &format!("SELECT min(seq) FROM {} WHERE seq < 1", kind.table),
+            [],
+            |row| row.get(0),
+        )?;
+        if let Some(seq) = outside {
+            let message = format!(
+                "{} holds a row numbered {seq}, outside the chain (entries are numbered from 1)",
+                kind.table
+            );
+            return Ok(Some((seq, message)));
+        }
+    }
+    Ok(None)
+}
+
+/// SPEC §3.15 items 4 and 5, once the chain and derived tables hold: the
+/// acts, the rule replay (`replayed` when it ran beside the chain check)
+/// and every sealed period. The first fault.
+fn lawful_and_sealed(
+    conn: &Connection,
+    replayed: Option<Result<Option<crate::store::replay::Fault>>>,
+) -> Result<Option<(i64, String)>> {
+    let settings = crate::store::ledger::read_settings(conn)?;
+    if let Some(fault) = check_acts(conn, &settings)? {
+        return Ok(Some(fault));
+    }
+    let replayed = match replayed {
+        Some(replayed) => replayed?,
+        None => crate::store::replay::replay(conn, &settings)?,
+    };
+    crate::trace::phase("verify", "rules replayed");
+    if let Some((seq, message)) = replayed {
+        let message = format!("entry {seq} was not lawful when it was appended: {message}");
+        return Ok(Some((seq, message)));
+    }
+    crate::report::check_sealed(conn, &settings)
 }
