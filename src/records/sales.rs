@@ -110,6 +110,89 @@ fn optional(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
+/// An optional identifier column: `Some(None)` when empty, `None` when
+/// malformed (the problem pushed).
+fn optional_identifier(
+    problems: &mut Vec<RowProblem>,
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+) -> Option<Option<String>> {
+    match optional(row.get(index)) {
+        None => Some(None),
+        Some(text) => check(problems, row.line, column, parse_identifier(text)).map(Some),
+    }
+}
+
+/// A sale's date: it must exist and not be after the as-of date.
+fn parse_sale_date(text: &str, as_of: NaiveDate) -> std::result::Result<NaiveDate, String> {
+    let date = parse_date(text)?;
+    if date > as_of {
+        return Err(format!(
+            "{text} is after the as-of date {} (a sale cannot be dated in the future)",
+            format_date(as_of)
+        ));
+    }
+    Ok(date)
+}
+
+/// The `kind` column: `sale` when empty.
+fn parse_kind(problems: &mut Vec<RowProblem>, row: &Row<'_>) -> Option<SaleKind> {
+    let Some(text) = optional(row.get(9)) else {
+        return Some(SaleKind::Sale);
+    };
+    let kind = check(
+        problems,
+        row.line,
+        "kind",
+        parse_choice(text, &["sale", "return"]),
+    )?;
+    Some(if kind == "sale" {
+        SaleKind::Sale
+    } else {
+        SaleKind::Return
+    })
+}
+
+/// The `unit_price_usd` column: required on a sale, optional on a return.
+fn parse_unit_price(
+    problems: &mut Vec<RowProblem>,
+    row: &Row<'_>,
+    kind: Option<SaleKind>,
+) -> Option<Option<Usd>> {
+    match optional(row.get(6)) {
+        None if kind == Some(SaleKind::Sale) => {
+            let message = "is required on a sale";
+            problems.push(RowProblem::malformed(row.line, "unit_price_usd", message));
+            None
+        }
+        None => Some(None),
+        Some(text) => {
+            let price = Usd::parse(text, UNIT_PRICE_MAX_USD);
+            check(problems, row.line, "unit_price_usd", price).map(Some)
+        }
+    }
+}
+
+/// The `reverses` column: required on a return, refused on a sale.
+fn parse_reverses(
+    problems: &mut Vec<RowProblem>,
+    row: &Row<'_>,
+    kind: Option<SaleKind>,
+) -> Option<Option<String>> {
+    let message = match (kind, optional(row.get(10))) {
+        (Some(SaleKind::Sale), Some(_)) => {
+            "is set on a sale; only a return (kind=return) reverses a sale"
+        }
+        (Some(SaleKind::Return), None) => {
+            "is required on a return: the record_id of the sale it reverses"
+        }
+        _ => return optional_identifier(problems, row, 10, "reverses"),
+    };
+    problems.push(RowProblem::malformed(row.line, "reverses", message));
+    None
+}
+
 impl SaleRow {
     /// Parses a sales row; every problem is pushed. `as_of` bounds the date.
     pub fn parse(
@@ -121,96 +204,18 @@ impl SaleRow {
     ) -> Option<SaleRow> {
         let line = row.line;
         let record_id = check(problems, line, "record_id", parse_identifier(row.get(0)));
-        let sale_date = check(
-            problems,
-            line,
-            "sale_date",
-            parse_date(row.get(1)).and_then(|date| {
-                if date > as_of {
-                    Err(format!(
-                        "{} is after the as-of date {} (a sale cannot be dated in the future)",
-                        row.get(1),
-                        format_date(as_of)
-                    ))
-                } else {
-                    Ok(date)
-                }
-            }),
-        );
-        let chip = check(
-            problems,
-            line,
-            "chip",
-            parse_chip(row.get(2)).and_then(|chip| known_chips.check(chip)),
-        );
+        let sale_date = parse_sale_date(row.get(1), as_of);
+        let sale_date = check(problems, line, "sale_date", sale_date);
+        let chip = parse_chip(row.get(2)).and_then(|chip| known_chips.check(chip));
+        let chip = check(problems, line, "chip", chip);
         let market = check(problems, line, "market", parse_market(row.get(3)));
-        let customer_id = match optional(row.get(4)) {
-            None => Some(None),
-            Some(text) => check(problems, line, "customer_id", parse_identifier(text)).map(Some),
-        };
+        let customer_id = optional_identifier(problems, row, 4, "customer_id");
         let units = check(problems, line, "units", parse_units(row.get(5)));
-        let kind = match optional(row.get(9)) {
-            None => Some(SaleKind::Sale),
-            Some(text) => check(
-                problems,
-                line,
-                "kind",
-                parse_choice(text, &["sale", "return"]),
-            )
-            .map(|k| {
-                if k == "sale" {
-                    SaleKind::Sale
-                } else {
-                    SaleKind::Return
-                }
-            }),
-        };
-        let unit_price = match optional(row.get(6)) {
-            None if kind == Some(SaleKind::Sale) => {
-                problems.push(RowProblem::malformed(
-                    line,
-                    "unit_price_usd",
-                    "is required on a sale",
-                ));
-                None
-            }
-            None => Some(None),
-            Some(text) => check(
-                problems,
-                line,
-                "unit_price_usd",
-                Usd::parse(text, UNIT_PRICE_MAX_USD),
-            )
-            .map(Some),
-        };
-        let lot_id = match optional(row.get(7)) {
-            None => Some(None),
-            Some(text) => check(problems, line, "lot_id", parse_identifier(text)).map(Some),
-        };
-        let order_ref = match optional(row.get(8)) {
-            None => Some(None),
-            Some(text) => check(problems, line, "order_ref", parse_identifier(text)).map(Some),
-        };
-        let reverses = match (kind, optional(row.get(10))) {
-            (Some(SaleKind::Sale), Some(_)) => {
-                problems.push(RowProblem::malformed(
-                    line,
-                    "reverses",
-                    "is set on a sale; only a return (kind=return) reverses a sale",
-                ));
-                None
-            }
-            (Some(SaleKind::Return), None) => {
-                problems.push(RowProblem::malformed(
-                    line,
-                    "reverses",
-                    "is required on a return: the record_id of the sale it reverses",
-                ));
-                None
-            }
-            (_, None) => Some(None),
-            (_, Some(text)) => check(problems, line, "reverses", parse_identifier(text)).map(Some),
-        };
+        let kind = parse_kind(problems, row);
+        let unit_price = parse_unit_price(problems, row, kind);
+        let lot_id = optional_identifier(problems, row, 7, "lot_id");
+        let order_ref = optional_identifier(problems, row, 8, "order_ref");
+        let reverses = parse_reverses(problems, row, kind);
         if let (Some(market), Some(None)) = (&market, &customer_id) {
             if settings.market_group(market) == MarketGroup::Restricted {
                 problems.push(RowProblem::malformed(
