@@ -194,6 +194,22 @@ impl<'conn> LedgerFacts<'conn> {
             draw,
             revenue,
         } = row;
+        self.apply_units(chip, date, group, signed_units);
+        let period = Period::of(self.settings.period_kind, date);
+        self.deltas.periods.insert(period);
+        if group == MarketGroup::Restricted {
+            // amount = units × unit price, at the rate of the sale's date.
+            let revenue = revenue.expect("restricted rows carry their revenue");
+            self.apply_restricted(chip, period, signed_units, lot_id, revenue)?;
+        }
+        if let Some((hold_seq, drawn)) = draw {
+            self.apply_draw(hold_seq, drawn)?;
+        }
+        Ok(())
+    }
+
+    /// The day's units of the chip and the cached windows holding the day.
+    fn apply_units(&mut self, chip: &str, date: NaiveDate, group: MarketGroup, signed_units: i64) {
         match self.deltas.days.get_mut(chip) {
             Some(days) => days.entry(date).or_default().add(group, signed_units),
             None => {
@@ -204,86 +220,93 @@ impl<'conn> LedgerFacts<'conn> {
                     .insert(chip.to_string(), BTreeMap::from([(date, units)]));
             }
         }
-        if let Some(windows) = self.windows.get_mut(chip) {
-            for (window, units) in windows.iter_mut() {
-                if window.contains(date) {
-                    match group {
-                        MarketGroup::Us => units.us_net += signed_units,
-                        MarketGroup::Restricted => units.restricted_net += signed_units,
-                        MarketGroup::Other => {}
-                    }
+        let Some(windows) = self.windows.get_mut(chip) else {
+            return;
+        };
+        for (window, units) in windows.iter_mut() {
+            if window.contains(date) {
+                match group {
+                    MarketGroup::Us => units.us_net += signed_units,
+                    MarketGroup::Restricted => units.restricted_net += signed_units,
+                    MarketGroup::Other => {}
                 }
             }
         }
-        let period = Period::of(self.settings.period_kind, date);
-        self.deltas.periods.insert(period);
-        if group == MarketGroup::Restricted {
-            if let Some(lot_id) = lot_id {
-                let shipped = self.shipped_of(lot_id)?;
-                self.lot_shipped
-                    .insert(lot_id.to_string(), shipped + signed_units);
-                // Look up by &str; allocate a key only for a new lot.
-                if !self.deltas.lots.contains_key(lot_id) {
-                    self.deltas.lots.insert(lot_id.to_string(), BTreeMap::new());
-                }
-                let periods = self.deltas.lots.get_mut(lot_id).expect("inserted above");
-                *periods.entry(period).or_default() += signed_units;
+    }
+
+    /// A restricted row's lot units and revenue (sales and returns summed apart).
+    fn apply_restricted(
+        &mut self,
+        chip: &str,
+        period: Period,
+        signed_units: i64,
+        lot_id: Option<&str>,
+        (rate, amount): (Ratio, Usd),
+    ) -> Result<()> {
+        if let Some(lot_id) = lot_id {
+            let shipped = self.shipped_of(lot_id)?;
+            self.lot_shipped
+                .insert(lot_id.to_string(), shipped + signed_units);
+            // Look up by &str; allocate a key only for a new lot.
+            if !self.deltas.lots.contains_key(lot_id) {
+                self.deltas.lots.insert(lot_id.to_string(), BTreeMap::new());
             }
-            // amount = units × unit price, at the rate of the sale's date.
-            let (rate, amount) = revenue.expect("restricted rows carry their revenue");
-            if !self.deltas.revenue.contains_key(chip) {
-                self.deltas
-                    .revenue
-                    .insert(chip.to_string(), BTreeMap::new());
-            }
-            let sums = self
-                .deltas
+            let periods = self.deltas.lots.get_mut(lot_id).expect("inserted above");
+            *periods.entry(period).or_default() += signed_units;
+        }
+        if !self.deltas.revenue.contains_key(chip) {
+            self.deltas
                 .revenue
-                .get_mut(chip)
-                .expect("inserted above")
-                .entry((period, rate))
-                .or_default();
-            if signed_units >= 0 {
-                sums.0 = sums.0.checked_add(amount).ok_or_else(overflow)?;
-            } else {
-                sums.1 = sums.1.checked_add(amount).ok_or_else(overflow)?;
+                .insert(chip.to_string(), BTreeMap::new());
+        }
+        let sums = self
+            .deltas
+            .revenue
+            .get_mut(chip)
+            .expect("inserted above")
+            .entry((period, rate))
+            .or_default();
+        if signed_units >= 0 {
+            sums.0 = sums.0.checked_add(amount).ok_or_else(overflow)?;
+        } else {
+            sums.1 = sums.1.checked_add(amount).ok_or_else(overflow)?;
+        }
+        Ok(())
+    }
+
+    /// `drawn` units of hold `hold_seq` move from held to sold.
+    fn apply_draw(&mut self, hold_seq: i64, drawn: i64) -> Result<()> {
+        // Drawn holds were found through `active_hold`.
+        let (hold, drawn_before) = self
+            .draws
+            .get_mut(&hold_seq)
+            .ok_or_else(|| Error::Integrity(format!("hold {hold_seq} was not looked up")))?;
+        assert!(
+            drawn >= 1 && drawn <= hold.remaining() - *drawn_before,
+            "draw within the hold"
+        );
+        *drawn_before += drawn;
+        let (hold_chip, planned, hold_lot) =
+            (hold.chip.clone(), hold.planned_date, hold.lot_id.clone());
+        *self
+            .deltas
+            .held
+            .entry((
+                hold_chip.clone(),
+                planned,
+                hold.expires_on,
+                hold_lot.clone().unwrap_or_default(),
+            ))
+            .or_default() -= drawn;
+        if let Some(windows) = self.windows.get_mut(&hold_chip) {
+            for (window, units) in windows.iter_mut() {
+                if window.contains(planned) {
+                    units.held -= drawn;
+                }
             }
         }
-        if let Some((hold_seq, drawn)) = draw {
-            // Drawn holds were found through `active_hold`.
-            let (hold, drawn_before) = self
-                .draws
-                .get_mut(&hold_seq)
-                .ok_or_else(|| Error::Integrity(format!("hold {hold_seq} was not looked up")))?;
-            assert!(
-                drawn >= 1 && drawn <= hold.remaining() - *drawn_before,
-                "draw within the hold"
-            );
-            *drawn_before += drawn;
-            let (hold_chip, planned, hold_lot) =
-                (hold.chip.clone(), hold.planned_date, hold.lot_id.clone());
-            *self
-                .deltas
-                .held
-                .entry((
-                    hold_chip.clone(),
-                    planned,
-                    hold.expires_on,
-                    hold_lot.clone().unwrap_or_default(),
-                ))
-                .or_default() -= drawn;
-            if let Some(windows) = self.windows.get_mut(&hold_chip) {
-                for (window, units) in windows.iter_mut() {
-                    if window.contains(planned) {
-                        units.held -= drawn;
-                    }
-                }
-            }
-            if let Some(lot) = hold_lot {
-                if let Some(held) = self.lot_held.get_mut(&lot) {
-                    *held -= drawn;
-                }
-            }
+        if let Some(held) = hold_lot.and_then(|lot| self.lot_held.get_mut(&lot)) {
+            *held -= drawn;
         }
         Ok(())
     }
