@@ -113,67 +113,30 @@ pub fn holds(
         }
     }
     let closed = closed_periods(conn, settings)?;
-    type Stored = (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-    );
-    let stored: Vec<Stored> = conn
-        .prepare_cached(
-            "SELECT h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, h.planned_date, \
-                    h.reserved_on, h.expires_on, \
-                    (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), \
-                    coalesce((SELECT r.released_units FROM hold_release AS r WHERE r.hold_seq = h.seq \
-                              AND r.released_on <= ?1), -1) \
-             FROM hold AS h WHERE h.reserved_on <= ?1 AND (?2 IS NULL OR h.order_ref = ?2) ORDER BY h.seq",
-        )?
-        .query_map((format_date(as_of), order), |row| Stored::try_from(row))?
-        .collect::<rusqlite::Result<_>>()?;
     let mut rows = Vec::new();
-    for (
-        order_ref,
-        chip,
-        market,
-        customer,
-        lot,
-        units,
-        planned,
-        reserved,
-        expires,
-        drawn,
-        released,
-    ) in stored
-    {
+    for hold in stored_holds(conn, as_of, order)? {
         let date = |text: &str| parse_date(text).map_err(Error::Integrity);
-        let (planned_date, expires_on) = (date(&planned)?, date(&expires)?);
-        let remaining = hold_remaining_units(units, drawn, released >= 0);
+        let (planned_date, expires_on) = (date(&hold.planned)?, date(&hold.expires)?);
+        let remaining = hold_remaining_units(hold.units, hold.drawn, hold.released >= 0);
         let period_closed = closed.contains(&Period::of(settings.period_kind, planned_date));
         let active = hold_is_active(remaining, expires_on, as_of, period_closed);
         if active_only && !active {
             continue;
         }
         rows.push(vec![
-            json!(order_ref),
-            json!(chip),
-            json!(market),
-            json!(customer),
-            json!(lot),
-            json!(units),
-            json!(planned),
-            json!(reserved),
-            json!(expires),
+            json!(hold.order_ref),
+            json!(hold.chip),
+            json!(hold.market),
+            json!(hold.customer),
+            json!(hold.lot),
+            json!(hold.units),
+            json!(hold.planned),
+            json!(hold.reserved),
+            json!(hold.expires),
             json!(active),
             json!(if active { remaining } else { 0 }),
-            json!(drawn),
-            json!(released.max(0)),
+            json!(hold.drawn),
+            json!(hold.released.max(0)),
         ]);
     }
     Ok(Listing {
@@ -195,6 +158,56 @@ pub fn holds(
         ],
         rows,
     })
+}
+
+/// A hold as stored, with the units drawn from it and released of it.
+struct StoredHold {
+    order_ref: String,
+    chip: String,
+    market: String,
+    customer: Option<String>,
+    lot: Option<String>,
+    units: i64,
+    planned: String,
+    reserved: String,
+    expires: String,
+    drawn: i64,
+    /// Units its release ended, or −1 when it was not released by the as-of date.
+    released: i64,
+}
+
+/// The holds reserved on or before `as_of` (of `order` only, if given), in entry order.
+fn stored_holds(
+    conn: &Connection,
+    as_of: NaiveDate,
+    order: Option<&str>,
+) -> Result<Vec<StoredHold>> {
+    let holds = conn
+        .prepare_cached(
+            "SELECT h.order_ref, h.chip, h.market, h.customer_id, h.lot_id, h.units, h.planned_date, \
+                    h.reserved_on, h.expires_on, \
+                    (SELECT coalesce(sum(s.drawn_units), 0) FROM sale AS s WHERE s.hold_seq = h.seq), \
+                    coalesce((SELECT r.released_units FROM hold_release AS r WHERE r.hold_seq = h.seq \
+                              AND r.released_on <= ?1), -1) \
+             FROM hold AS h WHERE h.reserved_on <= ?1 AND (?2 IS NULL OR h.order_ref = ?2) ORDER BY h.seq",
+        )?
+        .query_map((format_date(as_of), order), |row| {
+            Ok(StoredHold {
+                order_ref: row.get(0)?,
+                chip: row.get(1)?,
+                market: row.get(2)?,
+                customer: row.get(3)?,
+                lot: row.get(4)?,
+                units: row.get(5)?,
+                planned: row.get(6)?,
+                reserved: row.get(7)?,
+                expires: row.get(8)?,
+                drawn: row.get(9)?,
+                released: row.get(10)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(holds)
 }
 
 /// The payments recorded on or before `as_of`, of one period or all (SPEC §9).
