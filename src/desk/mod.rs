@@ -275,33 +275,7 @@ pub fn reserve(
     ttl_days: i64,
     as_of: NaiveDate,
 ) -> Result<Answer> {
-    if ledger.settings().market_group(&request.market) != MarketGroup::Restricted {
-        return Err(Error::BadInput(format!(
-            "--market {}: reserve is for restricted markets ({}) only",
-            request.market,
-            ledger.settings().restricted_markets.join(",")
-        )));
-    }
-    if request.date < as_of {
-        return Err(Error::BadInput(format!(
-            "--date {} is before the as-of date {}: a hold is for a planned shipment",
-            format_date(request.date),
-            format_date(as_of)
-        )));
-    }
-    if !(1..=TTL_DAYS_MAX).contains(&ttl_days) {
-        return Err(Error::BadInput(format!(
-            "--ttl-days {ttl_days}: a hold lasts from 1 to {TTL_DAYS_MAX} days"
-        )));
-    }
-    let expires_on = as_of
-        .checked_add_signed(Duration::days(ttl_days))
-        .filter(|date| date.year() <= 9999)
-        .ok_or_else(|| {
-            Error::BadInput(format!(
-                "--ttl-days {ttl_days}: the hold would expire after 9999-12-31"
-            ))
-        })?;
+    let expires_on = hold_expiry(ledger.settings(), request, ttl_days, as_of)?;
     let settings = ledger.settings().clone();
     ledger.write(as_of, |appender| {
         let mut facts = LedgerFacts::new(appender.conn(), settings.clone(), as_of)?;
@@ -343,6 +317,44 @@ pub fn reserve(
         answer.hold = Some((order_ref.to_string(), expires_on));
         Ok((answer, true))
     })
+}
+
+/// When a hold of `request` reserved on `as_of` would expire; bad input
+/// for a market that is not restricted, a planned date before the as-of
+/// date, or a TTL out of range (SPEC §5).
+fn hold_expiry(
+    settings: &crate::store::ledger::Settings,
+    request: &Request,
+    ttl_days: i64,
+    as_of: NaiveDate,
+) -> Result<NaiveDate> {
+    if settings.market_group(&request.market) != MarketGroup::Restricted {
+        return Err(Error::BadInput(format!(
+            "--market {}: reserve is for restricted markets ({}) only",
+            request.market,
+            settings.restricted_markets.join(",")
+        )));
+    }
+    if request.date < as_of {
+        return Err(Error::BadInput(format!(
+            "--date {} is before the as-of date {}: a hold is for a planned shipment",
+            format_date(request.date),
+            format_date(as_of)
+        )));
+    }
+    if !(1..=TTL_DAYS_MAX).contains(&ttl_days) {
+        return Err(Error::BadInput(format!(
+            "--ttl-days {ttl_days}: a hold lasts from 1 to {TTL_DAYS_MAX} days"
+        )));
+    }
+    as_of
+        .checked_add_signed(Duration::days(ttl_days))
+        .filter(|date| date.year() <= 9999)
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "--ttl-days {ttl_days}: the hold would expire after 9999-12-31"
+            ))
+        })
 }
 
 /// What `release` did.
