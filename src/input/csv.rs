@@ -93,6 +93,16 @@ enum State {
     Done,
 }
 
+/// What one byte did to the record being read.
+enum Step {
+    /// Read on.
+    More,
+    /// The record is complete.
+    Record,
+    /// The input is done.
+    Done,
+}
+
 /// A streaming reader of raw CSV records with strict RFC 4180 rules.
 pub struct CsvReader<R> {
     source: R,
@@ -250,172 +260,180 @@ impl<R: Read> CsvReader<R> {
             if self.position >= self.filled && !self.refill().map_err(ReadError::Io)? {
                 return self.at_eof();
             }
-            // Fast path: copy a run of ordinary bytes inside a field at once.
-            let run_stop = match self.state {
-                State::Unquoted(false) => Some(
-                    self.chunk[self.position..self.filled]
-                        .iter()
-                        .position(|&b| matches!(b, b',' | b'\n' | b'\r' | b'"')),
-                ),
-                State::Quoted => Some(
-                    self.chunk[self.position..self.filled]
-                        .iter()
-                        .position(|&b| b == b'"' || b == b'\n'),
-                ),
-                _ => None,
-            };
-            if let Some(stop) = run_stop {
-                let take = stop.unwrap_or(self.filled - self.position);
-                if take > 0 {
-                    let run = &self.chunk[self.position..self.position + take];
-                    self.record.bytes.extend_from_slice(run);
-                    self.position += take;
-                    if self.record.bytes.len() >= RECORD_BYTES_MAX {
-                        return Err(self.syntax(format!(
-                            "the record is longer than {RECORD_BYTES_MAX} bytes (an unclosed quote?)"
-                        )));
-                    }
-                    continue;
-                }
+            if self.copy_run()? {
+                continue;
             }
             let byte = self.chunk[self.position];
             self.position += 1;
-            if self.record.bytes.len() >= RECORD_BYTES_MAX {
-                return Err(self.syntax(format!(
-                    "the record is longer than {RECORD_BYTES_MAX} bytes (an unclosed quote?)"
-                )));
-            }
-            match self.state {
-                State::StartRecord => {
-                    self.record.line = self.line;
-                    match byte {
-                        b'\n' => self.line += 1, // blank line
-                        b'\r' => self.state = State::CarriageReturn,
-                        _ => {
-                            self.state = State::StartField;
-                            self.position -= 1; // reprocess as field start
-                        }
-                    }
-                }
-                State::StartField => match byte {
-                    b'"' => self.state = State::Quoted,
-                    b',' => self.end_field().map_err(|m| self.syntax(m))?,
-                    b'\n' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.line += 1;
-                        self.state = State::StartRecord;
-                        return Ok(Some(&self.record));
-                    }
-                    b'\r' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.state = State::CarriageReturn;
-                    }
-                    b' ' | b'\t' => {
-                        self.record.bytes.push(byte);
-                        self.state = State::Unquoted(true);
-                    }
-                    _ => {
-                        self.record.bytes.push(byte);
-                        self.state = State::Unquoted(false);
-                    }
-                },
-                State::Unquoted(blank_so_far) => match byte {
-                    b',' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.state = State::StartField;
-                    }
-                    b'\n' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.line += 1;
-                        self.state = State::StartRecord;
-                        return Ok(Some(&self.record));
-                    }
-                    b'\r' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.state = State::CarriageReturn;
-                    }
-                    b'"' if blank_so_far => {
-                        // Spaces before an opening quote: drop them.
-                        self.record.bytes.truncate(self.field_start);
-                        self.state = State::Quoted;
-                    }
-                    b'"' => {
-                        return Err(self.syntax(
-                            "a quote character inside an unquoted field (quote the whole field and double each quote inside it)"
-                                .to_string(),
-                        ));
-                    }
-                    _ => {
-                        self.record.bytes.push(byte);
-                        if blank_so_far && byte != b' ' && byte != b'\t' {
-                            self.state = State::Unquoted(false);
-                        }
-                    }
-                },
-                State::Quoted => match byte {
-                    b'"' => self.state = State::QuoteInQuoted,
-                    b'\n' => {
-                        self.line += 1;
-                        self.record.bytes.push(byte);
-                    }
-                    _ => self.record.bytes.push(byte),
-                },
-                State::QuoteInQuoted | State::AfterQuoted => match byte {
-                    b'"' if self.state == State::QuoteInQuoted => {
-                        self.record.bytes.push(b'"');
-                        self.state = State::Quoted;
-                    }
-                    b',' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.state = State::StartField;
-                    }
-                    b'\n' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.line += 1;
-                        self.state = State::StartRecord;
-                        return Ok(Some(&self.record));
-                    }
-                    b'\r' => {
-                        self.end_field().map_err(|m| self.syntax(m))?;
-                        self.state = State::CarriageReturn;
-                    }
-                    b' ' | b'\t' => self.state = State::AfterQuoted,
-                    _ => {
-                        return Err(self.syntax(
-                            "text after the closing quote of a quoted field (double each quote inside a quoted field)"
-                                .to_string(),
-                        ));
-                    }
-                },
-                State::CarriageReturn => {
-                    if byte == b'\n' {
-                        self.line += 1;
-                        self.state = State::StartRecord;
-                        if !self.record.is_empty() {
-                            return Ok(Some(&self.record));
-                        }
-                    } else {
-                        // Count the bare CR as a line end so later lines keep their numbers
-                        // as an editor showing CR line breaks would.
-                        self.position -= 1;
-                        return Err(self.syntax(
-                            "a carriage return not followed by a line feed (old Mac line endings are not supported; save the file with LF or CRLF line endings)"
-                                .to_string(),
-                        ));
-                    }
-                }
-                State::SkipLine => {
-                    if byte == b'\n' {
-                        self.line += 1;
-                        self.state = State::StartRecord;
-                        self.record.clear();
-                        self.field_start = 0;
-                        self.record.line = self.line;
-                    }
-                }
-                State::Done => return Ok(None),
+            self.check_record_length()?;
+            match self.step(byte)? {
+                Step::More => {}
+                Step::Record => return Ok(Some(&self.record)),
+                Step::Done => return Ok(None),
             }
         }
+    }
+
+    /// Fast path: copies a run of ordinary bytes inside a field at once.
+    /// `true` when it copied any.
+    fn copy_run(&mut self) -> Result<bool, ReadError> {
+        let rest = &self.chunk[self.position..self.filled];
+        let stop = match self.state {
+            State::Unquoted(false) => rest
+                .iter()
+                .position(|&b| matches!(b, b',' | b'\n' | b'\r' | b'"')),
+            State::Quoted => rest.iter().position(|&b| b == b'"' || b == b'\n'),
+            _ => return Ok(false),
+        };
+        let take = stop.unwrap_or(rest.len());
+        if take == 0 {
+            return Ok(false);
+        }
+        self.record.bytes.extend_from_slice(&rest[..take]);
+        self.position += take;
+        self.check_record_length()?;
+        Ok(true)
+    }
+
+    /// A record may not grow past `RECORD_BYTES_MAX` (memory stays bounded).
+    fn check_record_length(&mut self) -> Result<(), ReadError> {
+        if self.record.bytes.len() >= RECORD_BYTES_MAX {
+            return Err(self.syntax(format!(
+                "the record is longer than {RECORD_BYTES_MAX} bytes (an unclosed quote?)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One byte through the state machine.
+    fn step(&mut self, byte: u8) -> Result<Step, ReadError> {
+        match self.state {
+            State::StartRecord => {
+                self.record.line = self.line;
+                match byte {
+                    b'\n' => self.line += 1, // blank line
+                    b'\r' => self.state = State::CarriageReturn,
+                    _ => {
+                        self.state = State::StartField;
+                        self.position -= 1; // reprocess as field start
+                    }
+                }
+            }
+            State::StartField => return self.step_field_start(byte),
+            State::Unquoted(blank_so_far) => return self.step_unquoted(byte, blank_so_far),
+            State::Quoted => match byte {
+                b'"' => self.state = State::QuoteInQuoted,
+                b'\n' => {
+                    self.line += 1;
+                    self.record.bytes.push(byte);
+                }
+                _ => self.record.bytes.push(byte),
+            },
+            State::QuoteInQuoted | State::AfterQuoted => return self.step_after_quote(byte),
+            State::CarriageReturn => return self.step_carriage_return(byte),
+            State::SkipLine => {
+                if byte == b'\n' {
+                    self.line += 1;
+                    self.state = State::StartRecord;
+                    self.record.clear();
+                    self.field_start = 0;
+                    self.record.line = self.line;
+                }
+            }
+            State::Done => return Ok(Step::Done),
+        }
+        Ok(Step::More)
+    }
+
+    /// A field separator or line end, common to every place a field may end.
+    fn step_field_end(&mut self, byte: u8) -> Result<Step, ReadError> {
+        self.end_field().map_err(|m| self.syntax(m))?;
+        match byte {
+            b',' => self.state = State::StartField,
+            b'\n' => {
+                self.line += 1;
+                self.state = State::StartRecord;
+                return Ok(Step::Record);
+            }
+            _ => self.state = State::CarriageReturn,
+        }
+        Ok(Step::More)
+    }
+
+    fn step_field_start(&mut self, byte: u8) -> Result<Step, ReadError> {
+        match byte {
+            b'"' => self.state = State::Quoted,
+            b',' | b'\n' | b'\r' => return self.step_field_end(byte),
+            b' ' | b'\t' => {
+                self.record.bytes.push(byte);
+                self.state = State::Unquoted(true);
+            }
+            _ => {
+                self.record.bytes.push(byte);
+                self.state = State::Unquoted(false);
+            }
+        }
+        Ok(Step::More)
+    }
+
+    fn step_unquoted(&mut self, byte: u8, blank_so_far: bool) -> Result<Step, ReadError> {
+        match byte {
+            b',' | b'\n' | b'\r' => return self.step_field_end(byte),
+            b'"' if blank_so_far => {
+                // Spaces before an opening quote: drop them.
+                self.record.bytes.truncate(self.field_start);
+                self.state = State::Quoted;
+            }
+            b'"' => {
+                return Err(self.syntax(
+                    "a quote character inside an unquoted field (quote the whole field and double each quote inside it)"
+                        .to_string(),
+                ));
+            }
+            _ => {
+                self.record.bytes.push(byte);
+                if blank_so_far && byte != b' ' && byte != b'\t' {
+                    self.state = State::Unquoted(false);
+                }
+            }
+        }
+        Ok(Step::More)
+    }
+
+    fn step_after_quote(&mut self, byte: u8) -> Result<Step, ReadError> {
+        match byte {
+            b'"' if self.state == State::QuoteInQuoted => {
+                self.record.bytes.push(b'"');
+                self.state = State::Quoted;
+            }
+            b',' | b'\n' | b'\r' => return self.step_field_end(byte),
+            b' ' | b'\t' => self.state = State::AfterQuoted,
+            _ => {
+                return Err(self.syntax(
+                    "text after the closing quote of a quoted field (double each quote inside a quoted field)"
+                        .to_string(),
+                ));
+            }
+        }
+        Ok(Step::More)
+    }
+
+    fn step_carriage_return(&mut self, byte: u8) -> Result<Step, ReadError> {
+        if byte != b'\n' {
+            // Count the bare CR as a line end so later lines keep their numbers
+            // as an editor showing CR line breaks would.
+            self.position -= 1;
+            return Err(self.syntax(
+                "a carriage return not followed by a line feed (old Mac line endings are not supported; save the file with LF or CRLF line endings)"
+                    .to_string(),
+            ));
+        }
+        self.line += 1;
+        self.state = State::StartRecord;
+        if self.record.is_empty() {
+            return Ok(Step::More);
+        }
+        Ok(Step::Record)
     }
 
     /// The common case, fast: a whole line in the buffer with no quote and
