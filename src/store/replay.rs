@@ -763,47 +763,79 @@ fn read_other_acts(
     settings: &Settings,
     acts: &mut Vec<(i64, Act)>,
 ) -> Result<()> {
-    type Row5 = (i64, String, String, String, String);
-    let read = |sql: &str| -> Result<Vec<Row5>> {
-        Ok(conn
-            .prepare(sql)?
-            .query_map([], |row| row.try_into())?
-            .collect::<rusqlite::Result<_>>()?)
-    };
-    for (seq, hold_seq, order_ref, units, on) in read(
+    read_order_and_money_acts(conn, acts)?;
+    read_register_acts(conn, settings, acts)
+}
+
+/// Five text columns of every row `sql` selects (seq first).
+type Row5 = (i64, String, String, String, String);
+
+fn read_rows(conn: &Connection, sql: &str) -> Result<Vec<Row5>> {
+    Ok(conn
+        .prepare(sql)?
+        .query_map([], |row| row.try_into())?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// A whole number entry `seq` stores as text (read with CAST).
+fn stored_integer(seq: i64, text: &str) -> Result<i64> {
+    text.parse::<i64>()
+        .map_err(|_| Error::Integrity(format!("entry {seq}: '{text}' is not a number")))
+}
+
+/// Releases, payments and payment reversals.
+fn read_order_and_money_acts(conn: &Connection, acts: &mut Vec<(i64, Act)>) -> Result<()> {
+    for (seq, hold_seq, order_ref, units, on) in read_rows(
+        conn,
         "SELECT seq, CAST(hold_seq AS TEXT), order_ref, CAST(released_units AS TEXT), released_on FROM hold_release",
     )? {
-        let number = |text: &str| text.parse::<i64>().map_err(|_| Error::Integrity(format!("entry {seq}: '{text}' is not a number")));
-        acts.push((seq, Act::Release { hold_seq: number(&hold_seq)?, order_ref, released_units: number(&units)?, on: date(&on)? }));
+        let hold_seq = stored_integer(seq, &hold_seq)?;
+        let released_units = stored_integer(seq, &units)?;
+        let on = date(&on)?;
+        let release = Act::Release { hold_seq, order_ref, released_units, on };
+        acts.push((seq, release));
     }
-    for (seq, period, paid_on, reference, on) in
-        read("SELECT seq, period, paid_on, reference, recorded_on FROM remittance_payment")?
-    {
+    for (seq, period, paid_on, reference, on) in read_rows(
+        conn,
+        "SELECT seq, period, paid_on, reference, recorded_on FROM remittance_payment",
+    )? {
+        let (paid_on, on) = (date(&paid_on)?, date(&on)?);
         acts.push((
             seq,
             Act::Payment {
                 period,
                 reference,
-                paid_on: date(&paid_on)?,
-                on: date(&on)?,
+                paid_on,
+                on,
             },
         ));
     }
-    for (seq, payment_seq, period, reference, _) in
-        read("SELECT seq, CAST(payment_seq AS TEXT), period, reference, reversed_on FROM payment_reversal")?
-    {
-        let payment_seq = payment_seq.parse::<i64>().map_err(|_| Error::Integrity(format!("entry {seq}: bad payment_seq")))?;
+    for (seq, payment_seq, period, reference, _) in read_rows(
+        conn,
+        "SELECT seq, CAST(payment_seq AS TEXT), period, reference, reversed_on FROM payment_reversal",
+    )? {
+        let payment_seq = stored_integer(seq, &payment_seq)?;
         acts.push((seq, Act::Reversal { payment_seq, period, reference }));
     }
-    for (seq, version_seq, chip, from, on) in read(
+    Ok(())
+}
+
+/// Policy withdrawals, closes, screening snapshots and clearances, token events.
+fn read_register_acts(
+    conn: &Connection,
+    settings: &Settings,
+    acts: &mut Vec<(i64, Act)>,
+) -> Result<()> {
+    for (seq, version_seq, chip, from, on) in read_rows(
+        conn,
         "SELECT seq, CAST(version_seq AS TEXT), chip, effective_from, withdrawn_on FROM policy_withdrawal",
     )? {
-        let version_seq = version_seq.parse::<i64>().map_err(|_| Error::Integrity(format!("entry {seq}: bad version_seq")))?;
-        acts.push((seq, Act::Withdrawal { version_seq, chip, effective_from: date(&from)?, on: date(&on)? }));
+        let version_seq = stored_integer(seq, &version_seq)?;
+        let (effective_from, on) = (date(&from)?, date(&on)?);
+        acts.push((seq, Act::Withdrawal { version_seq, chip, effective_from, on }));
     }
-    for (seq, period, closed_on, figures, _) in
-        read("SELECT seq, period, closed_on, figures, '' FROM period_close")?
-    {
+    let closes = "SELECT seq, period, closed_on, figures, '' FROM period_close";
+    for (seq, period, closed_on, figures, _) in read_rows(conn, closes)? {
         let period = Period::parse(settings.period_kind, &period).map_err(Error::Integrity)?;
         let closed_on = date(&closed_on)?;
         acts.push((
@@ -815,9 +847,8 @@ fn read_other_acts(
             },
         ));
     }
-    for (seq, from, _, _, _) in
-        read("SELECT seq, effective_from, '', '', '' FROM screening_snapshot")?
-    {
+    let snapshots = "SELECT seq, effective_from, '', '', '' FROM screening_snapshot";
+    for (seq, from, _, _, _) in read_rows(conn, snapshots)? {
         acts.push((
             seq,
             Act::Snapshot {
@@ -825,33 +856,33 @@ fn read_other_acts(
             },
         ));
     }
-    for (seq, event, name, expires, on) in
-        read("SELECT seq, event, name, coalesce(expires_on, ''), event_on FROM token_event")?
-    {
+    let tokens = "SELECT seq, event, name, coalesce(expires_on, ''), event_on FROM token_event";
+    for (seq, event, name, expires, on) in read_rows(conn, tokens)? {
         let expires_on = Some(expires)
             .filter(|e| !e.is_empty())
             .map(|e| date(&e))
             .transpose()?;
+        let issued = event == "issued";
         acts.push((
             seq,
             Act::Token {
-                issued: event == "issued",
+                issued,
                 name,
                 expires_on,
                 on: date(&on)?,
             },
         ));
     }
-    for (seq, customer_id, list, entry_id, on) in
-        read("SELECT seq, customer_id, list, entry_id, cleared_on FROM screening_clearance")?
-    {
+    let clearances = "SELECT seq, customer_id, list, entry_id, cleared_on FROM screening_clearance";
+    for (seq, customer_id, list, entry_id, on) in read_rows(conn, clearances)? {
+        let on = date(&on)?;
         acts.push((
             seq,
             Act::Clearance {
                 customer_id,
                 list,
                 entry_id,
-                on: date(&on)?,
+                on,
             },
         ));
     }
