@@ -394,16 +394,34 @@ impl DerivedFromEntries {
     /// Compares with the stored derived tables; a message for the first difference.
     fn compare_with_stored(&mut self, conn: &Connection) -> Result<Option<String>> {
         self.settle_pending();
-        let mut stored_daily: HashMap<(String, String), [i64; 3]> = HashMap::new();
+        type Compare = fn(&DerivedFromEntries, &Connection) -> Result<Option<String>>;
+        // In this order, stopping at the first difference.
+        let compares: [Compare; 6] = [
+            Self::compare_daily,
+            Self::compare_lots,
+            Self::compare_revenue,
+            |_, conn| compare_held_units(conn),
+            |_, conn| compare_screening_names(conn),
+            Self::compare_batches,
+        ];
+        for compare in compares {
+            if let Some(message) = compare(self, conn)? {
+                return Ok(Some(message));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `derived_daily_units` against the sales.
+    fn compare_daily(&self, conn: &Connection) -> Result<Option<String>> {
+        let mut stored: HashMap<(String, String), [i64; 3]> = HashMap::new();
         let mut statement = conn.prepare(
             "SELECT chip, day, us_net_units, restricted_net_units, other_net_units FROM derived_daily_units",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            stored_daily.insert(
-                (row.get(0)?, row.get(1)?),
-                [row.get(2)?, row.get(3)?, row.get(4)?],
-            );
+            let units = [row.get(2)?, row.get(3)?, row.get(4)?];
+            stored.insert((row.get(0)?, row.get(1)?), units);
         }
         let computed: HashMap<(String, String), [i64; 3]> = self
             .chips
@@ -414,17 +432,19 @@ impl DerivedFromEntries {
                     .map(move |(day, units)| ((sums.chip.clone(), day.clone()), *units))
             })
             .collect();
-        if let Some(message) = first_difference("derived_daily_units", &stored_daily, &computed) {
-            return Ok(Some(message));
-        }
-        let mut stored_lots: HashMap<(String, String), i64> = HashMap::new();
+        Ok(first_difference("derived_daily_units", &stored, &computed))
+    }
+
+    /// `derived_lot_units` against the restricted sales naming lots.
+    fn compare_lots(&self, conn: &Connection) -> Result<Option<String>> {
+        let mut stored: HashMap<(String, String), i64> = HashMap::new();
         let mut statement =
             conn.prepare("SELECT lot_id, period, shipped_net_units FROM derived_lot_units")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            stored_lots.insert((row.get(0)?, row.get(1)?), row.get(2)?);
+            stored.insert((row.get(0)?, row.get(1)?), row.get(2)?);
         }
-        let computed_lots: HashMap<(String, String), i64> = self
+        let computed: HashMap<(String, String), i64> = self
             .lots
             .iter()
             .flat_map(|(lot, periods)| {
@@ -433,10 +453,12 @@ impl DerivedFromEntries {
                     .map(move |(p, units)| ((lot.clone(), p.to_string()), *units))
             })
             .collect();
-        if let Some(message) = first_difference("derived_lot_units", &stored_lots, &computed_lots) {
-            return Ok(Some(message));
-        }
-        let mut stored_revenue: RevenueTable = HashMap::new();
+        Ok(first_difference("derived_lot_units", &stored, &computed))
+    }
+
+    /// `derived_period_revenue` against the restricted sales and returns.
+    fn compare_revenue(&self, conn: &Connection) -> Result<Option<String>> {
+        let mut stored: RevenueTable = HashMap::new();
         let mut statement = conn.prepare(
             "SELECT chip, period, remittance_rate, sales_usd_e4, returns_usd_e4 FROM derived_period_revenue",
         )?;
@@ -444,9 +466,9 @@ impl DerivedFromEntries {
         while let Some(row) = rows.next()? {
             let sales = crate::rules::facts::parse_e4(&row.get::<_, String>(3)?)?;
             let returns = crate::rules::facts::parse_e4(&row.get::<_, String>(4)?)?;
-            stored_revenue.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
+            stored.insert((row.get(0)?, row.get(1)?, row.get(2)?), (sales, returns));
         }
-        let computed_revenue: RevenueTable = self
+        let computed: RevenueTable = self
             .chips
             .iter()
             .flat_map(|chip| {
@@ -455,36 +477,31 @@ impl DerivedFromEntries {
                 })
             })
             .collect();
-        if let Some(message) =
-            first_difference("derived_period_revenue", &stored_revenue, &computed_revenue)
-        {
-            return Ok(Some(message));
-        }
-        let stored_batches: BTreeSet<(String, i64)> = conn
+        Ok(first_difference(
+            "derived_period_revenue",
+            &stored,
+            &computed,
+        ))
+    }
+
+    /// `derived_batch_periods` against the import batches.
+    fn compare_batches(&self, conn: &Connection) -> Result<Option<String>> {
+        let stored: BTreeSet<(String, i64)> = conn
             .prepare("SELECT period, batch_seq FROM derived_batch_periods")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let computed_batches: BTreeSet<(String, i64)> = self
+        let computed: BTreeSet<(String, i64)> = self
             .batch_periods
             .iter()
             .map(|(p, batch)| (p.to_string(), *batch))
             .collect();
-        if let Some(message) = compare_held_units(conn)? {
-            return Ok(Some(message));
+        if stored == computed {
+            return Ok(None);
         }
-        if let Some(message) = compare_screening_names(conn)? {
-            return Ok(Some(message));
-        }
-        if stored_batches != computed_batches {
-            let difference: Vec<_> = stored_batches
-                .symmetric_difference(&computed_batches)
-                .take(3)
-                .collect();
-            return Ok(Some(format!(
-                "derived_batch_periods disagrees with the entries about (period, batch) {difference:?}"
-            )));
-        }
-        Ok(None)
+        let difference: Vec<_> = stored.symmetric_difference(&computed).take(3).collect();
+        Ok(Some(format!(
+            "derived_batch_periods disagrees with the entries about (period, batch) {difference:?}"
+        )))
     }
 }
 
@@ -598,17 +615,7 @@ fn check_range(
 ) -> Result<RangeCheck> {
     let sale_index = kind_index(SALE.table);
     let mut statements = range_statements(conn)?;
-    let mut cursors = Vec::with_capacity(statements.len());
-    for (index, (kind, statement)) in statements.iter_mut().enumerate() {
-        let mut cursor = Cursor {
-            kind,
-            index,
-            rows: statement.query((lo, hi))?,
-            seq: None,
-        };
-        cursor.advance()?;
-        cursors.push(cursor);
-    }
+    let mut cursors = open_cursors(&mut statements, lo, hi)?;
     let mut check = RangeCheck {
         last: ChainHead {
             entries: lo - 1,
@@ -659,22 +666,11 @@ fn check_range(
             return Ok(check);
         }
         if cursor.index == sale_index {
-            if check.act.is_none() {
-                check.act = context
-                    .sale_outside_its_batch(seq, values[2])
-                    .map(|message| (seq, message));
-            }
-            let column_count = cursor.kind.columns.len();
-            let added = check
-                .derived
-                .add_sale(conn, seq, &values[..column_count], context);
-            if let Err(Error::Integrity(message)) = added {
-                // Reported in chain order: an earlier chunk may hold the
-                // changed entry that made this one unreadable.
-                check.bad = Some((seq, message));
+            let sale = &values[..cursor.kind.columns.len()];
+            if let Some(bad) = check.note_sale(conn, seq, sale, context)? {
+                check.bad = Some(bad);
                 return Ok(check);
             }
-            added?;
         }
         check.last = ChainHead { entries: seq, hash };
         expected_seq += 1;
@@ -684,6 +680,52 @@ fn check_range(
         check.bad = Some((expected_seq, format!("entry {expected_seq} is missing")));
     }
     Ok(check)
+}
+
+impl RangeCheck {
+    /// Counts sale entry `seq` (its `values`) in the derived figures and
+    /// notes whether its import batch recorded it; an unreadable sale is
+    /// the range's fault.
+    fn note_sale(
+        &mut self,
+        conn: &Connection,
+        seq: i64,
+        values: &[ValueRef<'_>],
+        context: &Context,
+    ) -> Result<Option<(i64, String)>> {
+        if self.act.is_none() {
+            self.act = context
+                .sale_outside_its_batch(seq, values[2])
+                .map(|message| (seq, message));
+        }
+        match self.derived.add_sale(conn, seq, values, context) {
+            // Reported in chain order: an earlier chunk may hold the
+            // changed entry that made this one unreadable.
+            Err(Error::Integrity(message)) => Ok(Some((seq, message))),
+            Err(err) => Err(err),
+            Ok(()) => Ok(None),
+        }
+    }
+}
+
+/// One cursor per statement over entries `lo..=hi`, each on its first row.
+fn open_cursors<'stmt>(
+    statements: &'stmt mut [(&'static EntryKind, rusqlite::Statement<'_>)],
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<Cursor<'stmt>>> {
+    let mut cursors = Vec::with_capacity(statements.len());
+    for (index, (kind, statement)) in statements.iter_mut().enumerate() {
+        let mut cursor = Cursor {
+            kind,
+            index,
+            rows: statement.query((lo, hi))?,
+            seq: None,
+        };
+        cursor.advance()?;
+        cursors.push(cursor);
+    }
+    Ok(cursors)
 }
 
 /// The position of the entry kind stored in `table` in `ALL_KINDS`.
