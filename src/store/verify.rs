@@ -184,6 +184,27 @@ struct CurrentDay {
 }
 
 impl ChipSums {
+    /// The day `day` (`YYYY-MM-DD` bytes) being summed; a new day settles
+    /// the one before.
+    fn current_day(&mut self, day: &[u8], context: &Context) -> Result<&mut CurrentDay> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|current| current.day.as_bytes() == day)
+        {
+            return Ok(self.current.as_mut().expect("just seen"));
+        }
+        self.settle();
+        let day = text_of(ValueRef::Text(day), "sale_date")?;
+        let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
+        Ok(self.current.insert(CurrentDay {
+            day: day.to_string(),
+            units: [0; 3],
+            period: Period::of(context.period_kind, date),
+            rate: context.rate_on(&self.chip, date),
+        }))
+    }
+
     fn settle(&mut self) {
         if let Some(current) = self.current.take() {
             let entry = self.daily.entry(current.day).or_default();
@@ -286,21 +307,7 @@ impl DerivedFromEntries {
         };
         let index = self.chip_index(bytes_of(values[3], "chip")?)?;
         let day = bytes_of(values[2], "sale_date")?;
-        let sums = &mut self.chips[index];
-        let current = match &mut sums.current {
-            Some(current) if current.day.as_bytes() == day => current,
-            _ => {
-                sums.settle();
-                let day = text_of(ValueRef::Text(day), "sale_date")?;
-                let date = crate::period::parse_date(day).map_err(Error::Integrity)?;
-                sums.current.insert(CurrentDay {
-                    day: day.to_string(),
-                    units: [0; 3],
-                    period: Period::of(context.period_kind, date),
-                    rate: context.rate_on(&sums.chip, date),
-                })
-            }
-        };
+        let current = self.chips[index].current_day(day, context)?;
         current.units[group] += signed;
         let (period, sale_day_rate) = (current.period, current.rate);
         if let Some(batch) = self.batch_of(seq, context) {
