@@ -536,87 +536,13 @@ impl<R: Read> TableReader<R> {
     /// Reads and checks the header. Every header problem is returned.
     pub fn open(source: R, specs: &'static [ColumnSpec]) -> Result<TableReader<R>, HeaderError> {
         let mut csv = CsvReader::new(source);
-        let header_record = loop {
-            match csv.next_record() {
-                Ok(Some(record)) if is_blank(record) => continue,
-                Ok(Some(record)) => break record.clone(),
-                Ok(None) => {
-                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
-                        1,
-                        "header",
-                        "the file is empty: it needs at least a header row",
-                    )]))
-                }
-                Err(ReadError::Io(err)) => return Err(HeaderError::Io(err)),
-                Err(ReadError::File(message)) => {
-                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
-                        1, "file", message,
-                    )]))
-                }
-                Err(ReadError::Syntax(err)) => {
-                    return Err(HeaderError::Problems(vec![RowProblem::malformed(
-                        err.line,
-                        "header",
-                        err.message,
-                    )]))
-                }
-            }
-        };
+        let header_record = header_record(&mut csv)?;
         let line = header_record.line;
-        let mut problems = Vec::new();
-        let mut header = Vec::new();
         let header_original = header_record
             .fields()
             .map(|raw| String::from_utf8_lossy(raw).trim().to_string())
             .collect();
-        let mut positions = vec![None; specs.len()];
-        for (index, raw) in header_record.fields().enumerate() {
-            let name = match std::str::from_utf8(raw) {
-                Ok(text) => text.trim().to_lowercase(),
-                Err(_) => {
-                    problems.push(RowProblem::malformed(
-                        line,
-                        "header",
-                        format!("column {} has a name that is not valid UTF-8", index + 1),
-                    ));
-                    header.push(String::new());
-                    continue;
-                }
-            };
-            match specs.iter().position(|spec| spec.name == name) {
-                Some(spec_index) if positions[spec_index].is_some() => {
-                    problems.push(RowProblem::malformed(
-                        line,
-                        &name,
-                        "column appears more than once in the header",
-                    ));
-                }
-                Some(spec_index) => positions[spec_index] = Some(index),
-                None if name.is_empty() => problems.push(RowProblem::malformed(
-                    line,
-                    "header",
-                    format!("column {} has an empty name", index + 1),
-                )),
-                None => problems.push(RowProblem::malformed(
-                    line,
-                    &name,
-                    format!(
-                        "unknown column (expected {})",
-                        specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                    ),
-                )),
-            }
-            header.push(name);
-        }
-        for (spec, position) in specs.iter().zip(&positions) {
-            if spec.required && position.is_none() {
-                problems.push(RowProblem::malformed(
-                    line,
-                    spec.name,
-                    "required column is missing from the header",
-                ));
-            }
-        }
+        let (header, positions, problems) = match_header(&header_record, specs);
         if !problems.is_empty() {
             return Err(HeaderError::Problems(problems));
         }
@@ -822,6 +748,81 @@ impl<'a> Row<'a> {
             present,
         }
     }
+}
+
+/// The first record that is not blank: the header.
+fn header_record<R: Read>(csv: &mut CsvReader<R>) -> Result<RawRecord, HeaderError> {
+    loop {
+        match csv.next_record() {
+            Ok(Some(record)) if is_blank(record) => continue,
+            Ok(Some(record)) => return Ok(record.clone()),
+            Ok(None) => {
+                return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                    1,
+                    "header",
+                    "the file is empty: it needs at least a header row",
+                )]))
+            }
+            Err(ReadError::Io(err)) => return Err(HeaderError::Io(err)),
+            Err(ReadError::File(message)) => {
+                return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                    1, "file", message,
+                )]))
+            }
+            Err(ReadError::Syntax(err)) => {
+                return Err(HeaderError::Problems(vec![RowProblem::malformed(
+                    err.line,
+                    "header",
+                    err.message,
+                )]))
+            }
+        }
+    }
+}
+
+/// The file's header against `specs`: names (lower-case, file order), each
+/// spec column's position, and every problem (not UTF-8, empty, unknown,
+/// repeated or missing column).
+fn match_header(
+    record: &RawRecord,
+    specs: &'static [ColumnSpec],
+) -> (Vec<String>, Vec<Option<usize>>, Vec<RowProblem>) {
+    let line = record.line;
+    let (mut header, mut problems) = (Vec::new(), Vec::new());
+    let mut positions = vec![None; specs.len()];
+    for (index, raw) in record.fields().enumerate() {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            let message = format!("column {} has a name that is not valid UTF-8", index + 1);
+            problems.push(RowProblem::malformed(line, "header", message));
+            header.push(String::new());
+            continue;
+        };
+        let name = text.trim().to_lowercase();
+        match specs.iter().position(|spec| spec.name == name) {
+            Some(spec_index) if positions[spec_index].is_some() => {
+                let message = "column appears more than once in the header";
+                problems.push(RowProblem::malformed(line, &name, message));
+            }
+            Some(spec_index) => positions[spec_index] = Some(index),
+            None if name.is_empty() => {
+                let message = format!("column {} has an empty name", index + 1);
+                problems.push(RowProblem::malformed(line, "header", message));
+            }
+            None => {
+                let expected: Vec<&str> = specs.iter().map(|s| s.name).collect();
+                let message = format!("unknown column (expected {})", expected.join(", "));
+                problems.push(RowProblem::malformed(line, &name, message));
+            }
+        }
+        header.push(name);
+    }
+    for (spec, position) in specs.iter().zip(&positions) {
+        if spec.required && position.is_none() {
+            let message = "required column is missing from the header";
+            problems.push(RowProblem::malformed(line, spec.name, message));
+        }
+    }
+    (header, positions, problems)
 }
 
 /// A record that is a blank line or only white space.
