@@ -623,28 +623,11 @@ impl<R: Read> TableReader<R> {
                 present: &self.positions,
             }));
         }
-        let mut problems = Vec::new();
-        for (spec, position) in self.specs.iter().zip(&self.positions) {
-            let Some(position) = *position else {
-                continue;
-            };
-            if std::str::from_utf8(record.field(position)).is_err() {
-                problems.push(RowProblem::malformed(
-                    record.line,
-                    spec.name,
-                    "is not valid UTF-8 (save the file as UTF-8)",
-                ));
-            }
-        }
-        if problems.is_empty() {
-            // Invalid bytes in a column we do not read still make the row unreadable.
-            problems.push(RowProblem::malformed(
-                record.line,
-                "row",
-                "is not valid UTF-8 (save the file as UTF-8)",
-            ));
-        }
-        Err(RowRead::Problems(problems))
+        Err(RowRead::Problems(utf8_problems(
+            record,
+            self.specs,
+            &self.positions,
+        )))
     }
 
     /// Bytes of the file read so far.
@@ -823,6 +806,28 @@ fn match_header(
         }
     }
     (header, positions, problems)
+}
+
+/// Which columns of a record that is not valid UTF-8 are at fault (or the
+/// row, when the invalid bytes are in a column not read).
+fn utf8_problems(
+    record: &RawRecord,
+    specs: &[ColumnSpec],
+    positions: &[Option<usize>],
+) -> Vec<RowProblem> {
+    let message = "is not valid UTF-8 (save the file as UTF-8)";
+    let mut problems: Vec<RowProblem> = specs
+        .iter()
+        .zip(positions)
+        .filter_map(|(spec, position)| Some((spec, (*position)?)))
+        .filter(|(_, position)| std::str::from_utf8(record.field(*position)).is_err())
+        .map(|(spec, _)| RowProblem::malformed(record.line, spec.name, message))
+        .collect();
+    if problems.is_empty() {
+        // Invalid bytes in a column we do not read still make the row unreadable.
+        problems.push(RowProblem::malformed(record.line, "row", message));
+    }
+    problems
 }
 
 /// A record that is a blank line or only white space.
