@@ -106,6 +106,64 @@ pub fn export(
         statements.push((kind, columns, conn.prepare(&sql)?));
     }
     let header = csv_columns();
+    let mut cursors = open_cursors(&mut statements, &header, from, to)?;
+    let mut exported = Exported {
+        entries: 0,
+        output_closed: false,
+    };
+    if format == ExportFormat::Csv
+        && !written(
+            out.write_all(format!("{}\n", header.join(",")).as_bytes()),
+            &mut exported,
+        )?
+    {
+        return Ok(exported);
+    }
+    let mut line = Vec::with_capacity(1024);
+    let mut cells = vec![String::new(); header.len()];
+    // In sequence order: the cursor standing on the lowest seq goes next.
+    while let Some((seq, index)) = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(index, cursor)| cursor.seq.map(|seq| (seq, index)))
+        .min()
+    {
+        let cursor = &mut cursors[index];
+        let Some(row) = cursor.rows.get() else {
+            cursor.seq = None; // cannot happen: a cursor with a seq stands on its row
+            continue;
+        };
+        line.clear();
+        let (kind, columns) = (cursor.kind, &cursor.columns);
+        match format {
+            ExportFormat::Jsonl => jsonl_line(&mut line, seq, kind, columns, row)?,
+            ExportFormat::Csv => {
+                let positions = &cursor.positions;
+                csv_line(&mut line, &mut cells, seq, kind, positions, columns, row)?
+            }
+        }
+        if !written(out.write_all(&line), &mut exported)? {
+            return Ok(exported);
+        }
+        exported.entries += 1;
+        cursor.advance()?;
+    }
+    written(out.flush(), &mut exported)?;
+    Ok(exported)
+}
+
+/// One cursor per entry kind over entries `from..=to`, each on its first
+/// row, knowing where its columns go in the CSV `header`.
+fn open_cursors<'stmt>(
+    statements: &'stmt mut [(
+        &'static EntryKind,
+        Vec<&'static str>,
+        rusqlite::Statement<'_>,
+    )],
+    header: &[&str],
+    from: i64,
+    to: i64,
+) -> Result<Vec<Cursor<'stmt>>> {
     let mut cursors = Vec::with_capacity(statements.len());
     for (kind, columns, statement) in statements.iter_mut() {
         let positions = columns
@@ -127,53 +185,7 @@ pub fn export(
         cursor.advance()?;
         cursors.push(cursor);
     }
-    let mut exported = Exported {
-        entries: 0,
-        output_closed: false,
-    };
-    if format == ExportFormat::Csv
-        && !written(
-            out.write_all(format!("{}\n", header.join(",")).as_bytes()),
-            &mut exported,
-        )?
-    {
-        return Ok(exported);
-    }
-    let mut line = Vec::with_capacity(1024);
-    let mut cells = vec![String::new(); header.len()];
-    loop {
-        let next = cursors
-            .iter()
-            .enumerate()
-            .filter_map(|(index, cursor)| cursor.seq.map(|seq| (seq, index)))
-            .min();
-        let Some((seq, index)) = next else { break };
-        let cursor = &mut cursors[index];
-        let Some(row) = cursor.rows.get() else {
-            cursor.seq = None; // cannot happen: a cursor with a seq stands on its row
-            continue;
-        };
-        line.clear();
-        match format {
-            ExportFormat::Jsonl => jsonl_line(&mut line, seq, cursor.kind, &cursor.columns, row)?,
-            ExportFormat::Csv => csv_line(
-                &mut line,
-                &mut cells,
-                seq,
-                cursor.kind,
-                &cursor.positions,
-                &cursor.columns,
-                row,
-            )?,
-        }
-        if !written(out.write_all(&line), &mut exported)? {
-            return Ok(exported);
-        }
-        exported.entries += 1;
-        cursor.advance()?;
-    }
-    written(out.flush(), &mut exported)?;
-    Ok(exported)
+    Ok(cursors)
 }
 
 /// Whether a write succeeded; a closed pipe ends the export quietly, any
