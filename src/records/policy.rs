@@ -408,6 +408,35 @@ pub struct PolicyContext {
     last_closed_day: Option<Option<NaiveDate>>,
 }
 
+/// The `cap_ratio` and `cap_window` columns: `Some(None)` for no cap (the
+/// window is then ignored); a window is required with a ratio.
+fn parse_cap(row: &Row<'_>, problems: &mut Vec<RowProblem>) -> Option<Option<Cap>> {
+    let line = row.line;
+    let cap_ratio_text = row.get(3);
+    if cap_ratio_text.is_empty() {
+        return Some(None);
+    }
+    let cap_ratio = check(problems, line, "cap_ratio", Ratio::parse(cap_ratio_text));
+    let cap_window = if row.get(4).is_empty() {
+        let message = "is required when cap_ratio is given (period or cumulative)";
+        problems.push(RowProblem::malformed(line, "cap_window", message));
+        None
+    } else {
+        let choice = parse_choice(row.get(4), &["period", "cumulative"]);
+        check(problems, line, "cap_window", choice).map(|name| {
+            if name == "period" {
+                CapWindow::Period
+            } else {
+                CapWindow::Cumulative
+            }
+        })
+    };
+    Some(Some(Cap {
+        cap_ratio: cap_ratio?,
+        cap_window: cap_window?,
+    }))
+}
+
 impl ReferenceRow for PolicyVersion {
     type Context = PolicyContext;
     const KIND: EntryKind = POLICY_VERSION;
@@ -421,41 +450,7 @@ impl ReferenceRow for PolicyVersion {
         let effective_from = check(problems, line, "effective_from", parse_date(row.get(1)));
         let restricted_allowed =
             check(problems, line, "restricted_allowed", parse_bool(row.get(2)));
-        let cap_ratio_text = row.get(3);
-        let cap = if cap_ratio_text.is_empty() {
-            Some(None) // no cap; cap_window is ignored
-        } else {
-            let cap_ratio = check(problems, line, "cap_ratio", Ratio::parse(cap_ratio_text));
-            let cap_window = if row.get(4).is_empty() {
-                problems.push(RowProblem::malformed(
-                    line,
-                    "cap_window",
-                    "is required when cap_ratio is given (period or cumulative)",
-                ));
-                None
-            } else {
-                check(
-                    problems,
-                    line,
-                    "cap_window",
-                    parse_choice(row.get(4), &["period", "cumulative"]),
-                )
-                .map(|name| {
-                    if name == "period" {
-                        CapWindow::Period
-                    } else {
-                        CapWindow::Cumulative
-                    }
-                })
-            };
-            match (cap_ratio, cap_window) {
-                (Some(cap_ratio), Some(cap_window)) => Some(Some(Cap {
-                    cap_ratio,
-                    cap_window,
-                })),
-                _ => None,
-            }
-        };
+        let cap = parse_cap(row, problems);
         let remittance_rate = if row.get(5).is_empty() {
             problems.push(RowProblem::malformed(
                 line,
