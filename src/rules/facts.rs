@@ -411,6 +411,24 @@ impl Deltas {
     /// Adds them to the derived tables, in the writer's transaction;
     /// `batch_seq` is the import batch entry the rows belong to.
     pub fn flush(self, conn: &Connection, batch_seq: i64) -> Result<()> {
+        self.flush_daily(conn)?;
+        self.flush_lots(conn)?;
+        self.flush_revenue(conn)?;
+        let mut batch = conn.prepare_cached(
+            "INSERT OR IGNORE INTO derived_batch_periods (batch_seq, period) VALUES (?1, ?2)",
+        )?;
+        for period in &self.periods {
+            batch.execute((batch_seq, period.to_string()))?;
+        }
+        for ((chip, planned_date, expires_on, lot_id), delta_units) in &self.held {
+            let lot_id = (!lot_id.is_empty()).then_some(lot_id.as_str());
+            add_held_units(conn, chip, *planned_date, *expires_on, lot_id, *delta_units)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the days' units to `derived_daily_units`, chip by chip.
+    fn flush_daily(&self, conn: &Connection) -> Result<()> {
         let mut daily = conn.prepare_cached(
             "INSERT INTO derived_daily_units (chip, day, us_net_units, restricted_net_units, other_net_units) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chip, day) DO UPDATE SET \
@@ -418,37 +436,47 @@ impl Deltas {
              restricted_net_units = restricted_net_units + excluded.restricted_net_units, \
              other_net_units = other_net_units + excluded.other_net_units",
         )?;
-        let mut chips: Vec<_> = self.days.into_iter().collect();
+        let mut chips: Vec<_> = self.days.iter().collect();
         chips.sort_by(|a, b| a.0.cmp(&b.0));
         for (chip, days) in chips {
             for (day, units) in days {
                 daily.execute((
-                    &chip,
-                    format_date(day),
+                    chip,
+                    format_date(*day),
                     units.us_net,
                     units.restricted_net,
                     units.other_net,
                 ))?;
             }
         }
+        Ok(())
+    }
+
+    /// Adds the lots' shipped units to `derived_lot_units`.
+    fn flush_lots(&self, conn: &Connection) -> Result<()> {
         let mut lots = conn.prepare_cached(
             "INSERT INTO derived_lot_units (lot_id, period, shipped_net_units) VALUES (?1, ?2, ?3) \
              ON CONFLICT (lot_id, period) DO UPDATE SET shipped_net_units = shipped_net_units + excluded.shipped_net_units",
         )?;
-        let mut deltas: Vec<_> = self.lots.into_iter().collect();
+        let mut deltas: Vec<_> = self.lots.iter().collect();
         deltas.sort();
         for (lot_id, periods) in deltas {
             for (period, units) in periods {
-                lots.execute((&lot_id, period.to_string(), units))?;
+                lots.execute((lot_id, period.to_string(), units))?;
             }
         }
+        Ok(())
+    }
+
+    /// Adds the revenue to `derived_period_revenue`.
+    fn flush_revenue(&self, conn: &Connection) -> Result<()> {
         // Exact sums beyond 64 bits: read, add in Rust, write back.
         let mut revenue: Vec<RevenueRow> = self
             .revenue
-            .into_iter()
+            .iter()
             .flat_map(|(chip, sums)| {
-                sums.into_iter().map(move |((period, rate), sums)| {
-                    ((chip.clone(), period, rate.to_string()), sums)
+                sums.iter().map(move |((period, rate), sums)| {
+                    ((chip.clone(), *period, rate.to_string()), *sums)
                 })
             })
             .collect();
@@ -476,16 +504,6 @@ impl Deltas {
                  sales_usd_e4 = excluded.sales_usd_e4, returns_usd_e4 = excluded.returns_usd_e4",
             )?
             .execute((&chip, &period, &rate, new_sales.to_string(), new_returns.to_string()))?;
-        }
-        let mut batch = conn.prepare_cached(
-            "INSERT OR IGNORE INTO derived_batch_periods (batch_seq, period) VALUES (?1, ?2)",
-        )?;
-        for period in self.periods {
-            batch.execute((batch_seq, period.to_string()))?;
-        }
-        for ((chip, planned_date, expires_on, lot_id), delta_units) in self.held {
-            let lot_id = (!lot_id.is_empty()).then_some(lot_id.as_str());
-            add_held_units(conn, &chip, planned_date, expires_on, lot_id, delta_units)?;
         }
         Ok(())
     }
