@@ -437,7 +437,7 @@ impl Deltas {
              other_net_units = other_net_units + excluded.other_net_units",
         )?;
         let mut chips: Vec<_> = self.days.iter().collect();
-        chips.sort_by(|a, b| a.0.cmp(&b.0));
+        chips.sort_by(|a, b| a.0.cmp(b.0));
         for (chip, days) in chips {
             for (day, units) in days {
                 daily.execute((
