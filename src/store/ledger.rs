@@ -554,17 +554,11 @@ fn immutable_uri(path: &Path) -> String {
 
 /// Opens the connection for `access` (see `open_connection`).
 pub fn open_connection_as(path: &Path, access: Access) -> Result<Connection> {
-    let not_a_ledger = |why: &str| {
-        Error::BadInput(format!(
-            "{} is not a qledger ledger ({why}); create one with `qledger init`",
-            path.display()
-        ))
-    };
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(not_a_ledger("not a regular file")),
+        Ok(_) => return Err(not_a_ledger(path, "not a regular file")),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(not_a_ledger("no such file"))
+            return Err(not_a_ledger(path, "no such file"))
         }
         Err(err) => return Err(Error::from(err)),
     }
@@ -591,22 +585,8 @@ pub fn open_connection_as(path: &Path, access: Access) -> Result<Connection> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
     }
-    .map_err(|err| not_a_ledger(&err.to_string()))?;
-    let application_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .map_err(|err| match Error::from(err) {
-            Error::BadInput(_) => not_a_ledger("not an SQLite database"),
-            other => other,
-        })?;
-    if application_id != APPLICATION_ID {
-        return Err(not_a_ledger("not created by qledger init"));
-    }
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if !(1..=SCHEMA_VERSION).contains(&version) {
-        return Err(not_a_ledger(&format!(
-            "schema version {version}, this qledger reads versions 1 to {SCHEMA_VERSION}"
-        )));
-    }
+    .map_err(|err| not_a_ledger(path, &err.to_string()))?;
+    let version = ledger_schema_version(path, &conn)?;
     if immutable {
         if version < SCHEMA_VERSION {
             return Err(Error::Environment(format!(
@@ -628,6 +608,36 @@ pub fn open_connection_as(path: &Path, access: Access) -> Result<Connection> {
         })?;
     }
     Ok(conn)
+}
+
+/// "PATH is not a qledger ledger (why)": bad input, never created here.
+fn not_a_ledger(path: &Path, why: &str) -> Error {
+    Error::BadInput(format!(
+        "{} is not a qledger ledger ({why}); create one with `qledger init`",
+        path.display()
+    ))
+}
+
+/// The schema version of a file that `qledger init` made and this binary
+/// reads; anything else is not a ledger.
+fn ledger_schema_version(path: &Path, conn: &Connection) -> Result<i64> {
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|err| match Error::from(err) {
+            Error::BadInput(_) => not_a_ledger(path, "not an SQLite database"),
+            other => other,
+        })?;
+    if application_id != APPLICATION_ID {
+        return Err(not_a_ledger(path, "not created by qledger init"));
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if !(1..=SCHEMA_VERSION).contains(&version) {
+        return Err(not_a_ledger(
+            path,
+            &format!("schema version {version}, this qledger reads versions 1 to {SCHEMA_VERSION}"),
+        ));
+    }
+    Ok(version)
 }
 
 /// Upgrades a ledger made by an earlier version, in place, in one write
