@@ -207,6 +207,30 @@ pub fn compute(
     compute_as(conn, settings, period, as_of, None)
 }
 
+/// The chips a period's report lists (SPEC §5): every chip with a policy
+/// version in force during the period, with sales or returns in it
+/// (`activity`), or with units still held in it.
+fn report_chips(
+    conn: &Connection,
+    facts: &mut LedgerFacts<'_>,
+    period: Period,
+    activity: BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
+    let mut chips: BTreeSet<String> = policy::all_versions(conn)?
+        .iter()
+        .filter(|version| version.effective_from <= period.last_day())
+        .map(|version| version.chip.clone())
+        .collect();
+    chips.extend(activity);
+    let period_window = Window::of_period(period);
+    for chip in chips_with_holds(conn, period)? {
+        if facts.window_units(&chip, period_window)?.held > 0 {
+            chips.insert(chip);
+        }
+    }
+    Ok(chips)
+}
+
 /// [`compute`]; with `before_close`, the figures that only the period's
 /// own entries give are those of the entries before that close entry: the
 /// late entries recorded after it are left out (what `verify` compares
@@ -228,19 +252,9 @@ fn compute_as(
         let rows = late::late_rows(conn, settings, period)?;
         leave_out_late(&rows, &mut units_by_chip, &mut revenue_by_chip);
     }
-    let mut chips: BTreeSet<String> = policy::all_versions(conn)?
-        .iter()
-        .filter(|version| version.effective_from <= period.last_day())
-        .map(|version| version.chip.clone())
-        .collect();
-    chips.extend(units_by_chip.keys().cloned());
-    chips.extend(revenue_by_chip.keys().cloned());
-    let period_window = Window::of_period(period);
-    for chip in chips_with_holds(conn, period)? {
-        if facts.window_units(&chip, period_window)?.held > 0 {
-            chips.insert(chip);
-        }
-    }
+    let mut activity: BTreeSet<String> = units_by_chip.keys().cloned().collect();
+    activity.extend(revenue_by_chip.keys().cloned());
+    let chips = report_chips(conn, &mut facts, period, activity)?;
     let mut figures = Vec::new();
     let mut due = Usd::ZERO;
     for chip in chips {
