@@ -81,6 +81,42 @@ struct NameIndex {
 }
 
 impl NameIndex {
+    /// The entries (seq → listed name) whose key's words contain, or are
+    /// contained in, the words of `key`, both of at least two words
+    /// (SPEC §3.11 potential match). `counts` is scratch, one per key,
+    /// all zero before and after.
+    fn potential_entries(&self, key: &str, counts: &mut [u32]) -> BTreeMap<i64, String> {
+        let mut found: BTreeMap<i64, String> = BTreeMap::new();
+        let mut words: Vec<&str> = key.split(' ').collect();
+        words.sort_unstable();
+        words.dedup();
+        if words.len() < 2 {
+            return found;
+        }
+        // How many of the words each listed key shares.
+        let mut touched = Vec::new();
+        for word in &words {
+            for &at in self.by_word.get(*word).map_or(&[][..], Vec::as_slice) {
+                if counts[at] == 0 {
+                    touched.push(at);
+                }
+                counts[at] += 1;
+            }
+        }
+        for &at in &touched {
+            let (_, listed_words, entries) = &self.keys[at];
+            let shared = counts[at] as usize;
+            counts[at] = 0;
+            let contains = shared == words.len() || shared == *listed_words;
+            if *listed_words >= 2 && contains {
+                for (seq, listed) in entries {
+                    found.entry(*seq).or_insert_with(|| listed.clone());
+                }
+            }
+        }
+        found
+    }
+
     fn load(conn: &Connection, snapshot: NaiveDate) -> Result<NameIndex> {
         let mut index = NameIndex {
             keys: Vec::new(),
@@ -151,33 +187,7 @@ pub fn screening_check(conn: &Connection, as_of: NaiveDate) -> Result<ScreeningC
             }
             continue;
         }
-        let mut words: Vec<&str> = key.split(' ').collect();
-        words.sort_unstable();
-        words.dedup();
-        if words.len() < 2 {
-            continue;
-        }
-        let mut touched = Vec::new();
-        for word in &words {
-            for &at in index.by_word.get(*word).map_or(&[][..], Vec::as_slice) {
-                if counts[at] == 0 {
-                    touched.push(at);
-                }
-                counts[at] += 1;
-            }
-        }
-        let mut found: BTreeMap<i64, String> = BTreeMap::new();
-        for &at in &touched {
-            let (_, listed_words, entries) = &index.keys[at];
-            let shared = counts[at] as usize;
-            counts[at] = 0;
-            let contains = shared == words.len() || shared == *listed_words;
-            if *listed_words >= 2 && contains {
-                for (seq, listed) in entries {
-                    found.entry(*seq).or_insert_with(|| listed.clone());
-                }
-            }
-        }
+        let found = index.potential_entries(&key, &mut counts);
         for (seq, listed_name) in found {
             let (list, entry_id) = index.entries[&seq].clone();
             answer.potential.push(Match {
