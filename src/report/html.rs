@@ -429,20 +429,7 @@ pub fn history_page(json: &Value) -> String {
 /// One chip across the periods: a table and a chart of restricted units
 /// (a breach thick) against the limit.
 fn chip_history(chip: &str, periods: &[Value]) -> Markup {
-    let rows: Vec<(String, Value)> = periods
-        .iter()
-        .filter_map(|period| {
-            let figures = period["chips"]
-                .as_array()?
-                .iter()
-                .find(|c| c["chip"] == chip)?
-                .clone();
-            Some((
-                period["period"].as_str().unwrap_or_default().to_string(),
-                figures,
-            ))
-        })
-        .collect();
+    let rows = chip_rows(chip, periods);
     let top = rows
         .iter()
         .map(|(_, c)| {
@@ -482,10 +469,35 @@ fn chip_history(chip: &str, periods: &[Value]) -> Markup {
             }
             p class="legend" { span { "dashed: limit" } span { "solid: restricted units (large dot: breach)" } }
         }
+        (history_table(&rows))
+    }
+}
+
+/// Each period's figures of `chip` (periods where it has none left out).
+fn chip_rows(chip: &str, periods: &[Value]) -> Vec<(String, Value)> {
+    periods
+        .iter()
+        .filter_map(|period| {
+            let figures = period["chips"]
+                .as_array()?
+                .iter()
+                .find(|c| c["chip"] == chip)?
+                .clone();
+            Some((
+                period["period"].as_str().unwrap_or_default().to_string(),
+                figures,
+            ))
+        })
+        .collect()
+}
+
+/// The table under a chip's history chart: one row per period.
+fn history_table(rows: &[(String, Value)]) -> Markup {
+    html! {
         table {
             thead { tr { th { "period" } th { "US units" } th { "restricted units" } th { "reserved" }
                 th { "limit" } th { "headroom" } th { "status" } th { "remittance due USD" } } }
-            tbody { @for (period, c) in &rows {
+            tbody { @for (period, c) in rows {
                 @let breach = c["status"] == "breach";
                 tr class=(if breach { "breach" } else { "" }) {
                     td { (period) }

@@ -623,15 +623,10 @@ fn check_range(
     let sale_index = kind_index(SALE.table);
     let mut statements = range_statements(conn)?;
     let mut cursors = open_cursors(&mut statements, lo, hi)?;
-    let mut check = RangeCheck {
-        last: ChainHead {
-            entries: lo - 1,
-            hash: previous,
-        },
-        bad: None,
-        act: None,
-        derived: DerivedFromEntries::default(),
-    };
+    let mut check = RangeCheck::after(ChainHead {
+        entries: lo - 1,
+        hash: previous,
+    });
     let mut buffer = Vec::with_capacity(512);
     let mut expected_seq = lo;
     // The cursor that held the previous entry: most entries follow one of the same kind.
@@ -690,6 +685,16 @@ fn check_range(
 }
 
 impl RangeCheck {
+    /// Nothing checked yet after `last`.
+    fn after(last: ChainHead) -> RangeCheck {
+        RangeCheck {
+            last,
+            bad: None,
+            act: None,
+            derived: DerivedFromEntries::default(),
+        }
+    }
+
     /// Counts sale entry `seq` (its `values`) in the derived figures and
     /// notes whether its import batch recorded it; an unreadable sale is
     /// the range's fault.
@@ -944,13 +949,11 @@ fn check_chunk(
         Some(previous) => check_range(conn, lo, hi, previous, anchors, context),
         // The chunk before reports the missing entry.
         None => Ok(RangeCheck {
-            last: ChainHead {
+            bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
+            ..RangeCheck::after(ChainHead {
                 entries: lo - 1,
                 hash: GENESIS_HASH,
-            },
-            bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
-            act: None,
-            derived: DerivedFromEntries::default(),
+            })
         }),
     }
 }
