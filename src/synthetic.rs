@@ -189,6 +189,27 @@ pub struct SalesSpec {
 pub const SALES_HEADER: &str =
     "record_id,sale_date,chip,market,customer_id,units,unit_price_usd,lot_id,order_ref,kind,reverses\n";
 
+/// A synthetic sale's market, customer and lot, by `roll` (of 1000): 70%
+/// US, 0.5% other markets, the rest restricted with a customer and (but
+/// for the H20) a lot.
+fn sale_party(random: &mut SplitMix64, roll: u64, chip: &str) -> (&'static str, String, String) {
+    if roll < 700 {
+        return ("US", String::new(), String::new());
+    }
+    if roll < 705 {
+        let market = ["DE", "JP", "GB"][random.below(3) as usize];
+        return (market, String::new(), String::new());
+    }
+    let customer_index = random.below(CUSTOMERS as u64);
+    let market = ["CN", "HK", "MO"][random.below(3) as usize];
+    let lot = if chip == "H20" {
+        String::new()
+    } else {
+        format!("LOT-{chip}-{:03}", random.below(LOTS_PER_CHIP as u64))
+    };
+    (market, format!("CUST-{customer_index:03}"), lot)
+}
+
 /// Writes a compliant sales file: ~70% US, ~29.9% restricted (units drawn
 /// like the US ones, so restricted stays near 0.43 of US, under the 0.5
 /// cap), ~0.1% returns of earlier sales in the file, a few other markets.
@@ -230,24 +251,7 @@ pub fn write_sales(spec: &SalesSpec, out: &mut dyn Write) -> io::Result<()> {
                 "MI325X" => 17_000 + random.below(2_000),
                 _ => 11_000 + random.below(1_500),
             };
-            let (market, customer, lot) = if roll < 700 {
-                ("US", String::new(), String::new())
-            } else if roll < 705 {
-                (
-                    ["DE", "JP", "GB"][random.below(3) as usize],
-                    String::new(),
-                    String::new(),
-                )
-            } else {
-                let customer_index = random.below(CUSTOMERS as u64);
-                let market = ["CN", "HK", "MO"][random.below(3) as usize];
-                let lot = if chip == "H20" {
-                    String::new()
-                } else {
-                    format!("LOT-{chip}-{:03}", random.below(LOTS_PER_CHIP as u64))
-                };
-                (market, format!("CUST-{customer_index:03}"), lot)
-            };
+            let (market, customer, lot) = sale_party(&mut random, roll, chip);
             line.push_str(&format!(
                 "{id},{date},{chip},{market},{customer},{units},{base}.{cents:02},{lot},,sale,\n"
             ));
