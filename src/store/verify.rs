@@ -635,17 +635,13 @@ fn check_range(
         let index = match next_cursor(&cursors, hint, expected_seq) {
             Ok(Some(index)) => index,
             Ok(None) => break,
-            Err(bad) => {
-                check.bad = Some(bad);
-                return Ok(check);
-            }
+            Err(bad) => return Ok(check.faulted(bad)),
         };
         hint = index;
         let cursor = &mut cursors[index];
         let seq = cursor.seq.expect("cursor with a row");
         if let Some(bad) = misplaced(cursor, seq, expected_seq) {
-            check.bad = Some(bad);
-            return Ok(check);
+            return Ok(check.faulted(bad));
         }
         let row = cursor.rows.get().expect("cursor stands on a row");
         let mut values = [ValueRef::Null; COLUMNS_MAX];
@@ -658,20 +654,15 @@ fn check_range(
             &mut values,
         )? {
             Ok(hash) => hash,
-            Err(bad) => {
-                check.bad = Some(bad);
-                return Ok(check);
-            }
+            Err(bad) => return Ok(check.faulted(bad)),
         };
         if let Some(bad) = anchor_mismatch(anchors, seq, &hash) {
-            check.bad = Some(bad);
-            return Ok(check);
+            return Ok(check.faulted(bad));
         }
         if cursor.index == sale_index {
             let sale = &values[..cursor.kind.columns.len()];
             if let Some(bad) = check.note_sale(conn, seq, sale, context)? {
-                check.bad = Some(bad);
-                return Ok(check);
+                return Ok(check.faulted(bad));
             }
         }
         check.last = ChainHead { entries: seq, hash };
@@ -679,7 +670,7 @@ fn check_range(
         cursor.advance()?;
     }
     if expected_seq != hi + 1 {
-        check.bad = Some((expected_seq, format!("entry {expected_seq} is missing")));
+        return Ok(check.faulted((expected_seq, format!("entry {expected_seq} is missing"))));
     }
     Ok(check)
 }
@@ -693,6 +684,12 @@ impl RangeCheck {
             act: None,
             derived: DerivedFromEntries::default(),
         }
+    }
+
+    /// The range with its first fault.
+    fn faulted(mut self, bad: (i64, String)) -> RangeCheck {
+        self.bad = Some(bad);
+        self
     }
 
     /// Counts sale entry `seq` (its `values`) in the derived figures and
@@ -948,13 +945,14 @@ fn check_chunk(
     match previous {
         Some(previous) => check_range(conn, lo, hi, previous, anchors, context),
         // The chunk before reports the missing entry.
-        None => Ok(RangeCheck {
-            bad: Some((lo - 1, format!("entry {} is missing", lo - 1))),
-            ..RangeCheck::after(ChainHead {
+        None => {
+            let start = ChainHead {
                 entries: lo - 1,
                 hash: GENESIS_HASH,
-            })
-        }),
+            };
+            let bad = (lo - 1, format!("entry {} is missing", lo - 1));
+            Ok(RangeCheck::after(start).faulted(bad))
+        }
     }
 }
 
