@@ -11,21 +11,28 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
     /// Chip code.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub chip: String,
     /// Market, two letters.
+    #[schema(pattern = r"^[A-Za-z]{2}$")]
     pub market: String,
     /// Units, 1 to 1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub units: i64,
     /// Planned shipment date, YYYY-MM-DD.
+    #[schema(format = Date)]
     pub date: String,
     /// Customer id.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub customer: Option<String>,
     /// Lot id.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub lot: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -34,26 +41,35 @@ pub struct CheckBody {
 #[serde(deny_unknown_fields)]
 pub struct ReserveBody {
     /// The order reference.
+    #[schema(min_length = 1, max_length = 64)]
     pub order: String,
     /// Chip code.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub chip: String,
     /// Market, two letters (a restricted one).
+    #[schema(pattern = r"^[A-Za-z]{2}$")]
     pub market: String,
     /// Units, 1 to 1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub units: i64,
     /// Planned shipment date, YYYY-MM-DD, not before the as-of date.
+    #[schema(format = Date)]
     pub date: String,
     /// Customer id.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub customer: Option<String>,
     /// Lot id.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub lot: Option<String>,
     /// Days the hold lasts (default 14).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub ttl_days: Option<i64>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -62,9 +78,11 @@ pub struct ReserveBody {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     /// The order whose active hold ends.
+    #[schema(min_length = 1, max_length = 64)]
     pub order: String,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -73,12 +91,15 @@ pub struct ReleaseBody {
 #[serde(deny_unknown_fields)]
 pub struct RemitBody {
     /// The period paid for.
+    #[schema(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: String,
     /// Amount in USD (exact decimal text), for a payment.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,4})?$")]
     pub amount: Option<String>,
     /// Date paid, YYYY-MM-DD, for a payment.
     #[serde(default)]
+    #[schema(format = Date)]
     pub paid_on: Option<String>,
     /// The payment's reference.
     pub reference: String,
@@ -90,6 +111,7 @@ pub struct RemitBody {
     pub reason: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -98,9 +120,11 @@ pub struct RemitBody {
 #[serde(deny_unknown_fields)]
 pub struct CloseBody {
     /// The period to seal.
+    #[schema(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: String,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -109,13 +133,16 @@ pub struct CloseBody {
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
     /// Chip code.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub chip: String,
     /// The version's date, YYYY-MM-DD.
+    #[schema(format = Date)]
     pub effective_from: String,
     /// Why.
     pub reason: String,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -124,6 +151,7 @@ pub struct WithdrawBody {
 #[serde(deny_unknown_fields)]
 pub struct ClearBody {
     /// The customer.
+    #[schema(min_length = 1, max_length = 64)]
     pub customer: String,
     /// The list.
     pub list: String,
@@ -133,6 +161,7 @@ pub struct ClearBody {
     pub reason: String,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
     #[serde(default)]
+    #[schema(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -142,6 +171,7 @@ pub struct ClearBody {
 #[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -151,10 +181,13 @@ pub struct AsOfQuery {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// The period.
+    #[param(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: String,
     /// `json` (default), `csv` or `html`.
+    #[param(pattern = r"^(json|csv|html)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -164,12 +197,16 @@ pub struct ReportQuery {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// First period.
+    #[param(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub from: String,
     /// Last period.
+    #[param(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub to: String,
     /// `json` (default), `csv` or `html`.
+    #[param(pattern = r"^(json|csv|html)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -182,10 +219,13 @@ pub struct HoldsQuery {
     #[serde(default)]
     pub active: bool,
     /// Only this order.
+    #[param(min_length = 1, max_length = 64)]
     pub order: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = r"^(json|csv)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -195,10 +235,13 @@ pub struct HoldsQuery {
 #[into_params(parameter_in = Query)]
 pub struct CustomersQuery {
     /// Only this customer.
+    #[param(min_length = 1, max_length = 64)]
     pub customer: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = r"^(json|csv)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -208,10 +251,13 @@ pub struct CustomersQuery {
 #[into_params(parameter_in = Query)]
 pub struct LotsQuery {
     /// Only this lot.
+    #[param(min_length = 1, max_length = 64)]
     pub lot: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = r"^(json|csv)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -221,10 +267,13 @@ pub struct LotsQuery {
 #[into_params(parameter_in = Query)]
 pub struct PaymentsQuery {
     /// Only this period.
+    #[param(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = r"^(json|csv)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -234,14 +283,19 @@ pub struct PaymentsQuery {
 #[into_params(parameter_in = Query)]
 pub struct SalesQuery {
     /// The period.
+    #[param(pattern = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: String,
     /// Only this chip.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub chip: Option<String>,
     /// Only this market.
+    #[param(pattern = r"^[A-Za-z]{2}$")]
     pub market: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = r"^(json|csv)$")]
     pub format: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -251,8 +305,10 @@ pub struct SalesQuery {
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// First entry (default 1).
+    #[param(minimum = 1)]
     pub from: Option<i64>,
     /// Last entry (default the last).
+    #[param(minimum = 1)]
     pub to: Option<i64>,
 }
 
@@ -276,6 +332,7 @@ pub struct SalesImportQuery {
     /// Why (with `accept_violations` or `late`).
     pub reason: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -285,8 +342,10 @@ pub struct SalesImportQuery {
 #[into_params(parameter_in = Query)]
 pub struct ScreeningImportQuery {
     /// The snapshot's first day (default the as-of date).
+    #[param(format = Date)]
     pub effective: Option<String>,
     /// The ledger clock; only with `--trust-client-as-of`, else 400.
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 

@@ -32,9 +32,12 @@ fn listing(listing: crate::Result<Listing>, format: Option<&str>) -> Result<Repl
 /// The read responses.
 macro_rules! read_path {
     ($name:ident, $path:literal, $params:ty, $what:literal) => {
+        read_path!($name, $path, $params, $what, [(serde_json::Value = "application/json")]);
+    };
+    ($name:ident, $path:literal, $params:ty, $what:literal, [$($content:tt),+]) => {
         #[utoipa::path(get, path = $path, security(("bearer" = [])), params($params),
             responses(
-                (status = 200, description = $what, content_type = "application/json"),
+                (status = 200, description = $what, content($($content),+)),
                 (status = 400, description = "Bad input", body = ErrorBody),
                                 (status = 500, description = "The ledger's schema was altered", body = ErrorBody),
                 Denied))]
@@ -49,33 +52,73 @@ read_path!(
     report,
     "/v1/report",
     ReportQuery,
-    "The period report (json, csv or html)"
+    "The period report (json, csv or html)",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv"),
+        (String = "text/html")
+    ]
 );
 read_path!(
     history,
     "/v1/history",
     HistoryQuery,
-    "One row per period and chip (json, csv or html)"
+    "One row per period and chip (json, csv or html)",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv"),
+        (String = "text/html")
+    ]
 );
-read_path!(holds, "/v1/holds", HoldsQuery, "The holds listing");
+read_path!(
+    holds,
+    "/v1/holds",
+    HoldsQuery,
+    "The holds listing",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv")
+    ]
+);
 read_path!(
     customers,
     "/v1/customers",
     CustomersQuery,
-    "The customers listing"
+    "The customers listing",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv")
+    ]
 );
-read_path!(lots, "/v1/lots", LotsQuery, "The lots listing");
+read_path!(
+    lots,
+    "/v1/lots",
+    LotsQuery,
+    "The lots listing",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv")
+    ]
+);
 read_path!(
     payments,
     "/v1/payments",
     PaymentsQuery,
-    "The payments listing"
+    "The payments listing",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv")
+    ]
 );
 read_path!(
     sales,
     "/v1/sales",
     SalesQuery,
-    "The sales listing of a period"
+    "The sales listing of a period",
+    [
+        (serde_json::Value = "application/json"),
+        (String = "text/csv")
+    ]
 );
 read_path!(
     digest,
