@@ -33,7 +33,10 @@ for nightly in fixtures/sales/*.csv; do q import "$nightly"; done
 token=$("$qledger" --db "$db" --json token issue --name schemathesis --role officer \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$qledger" --db "$db" serve --listen "127.0.0.1:$port" 2> "$work/serve.log" &
+# A signing key, so /v1/checkpoint answers (it is 404 without one).
+"$qledger" keygen --out "$work/signing.key" >/dev/null
+"$qledger" --db "$db" serve --listen "127.0.0.1:$port" --signing-key "$work/signing.key" \
+  2> "$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
