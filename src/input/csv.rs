@@ -42,6 +42,18 @@ pub enum ReadError {
     Syntax(SyntaxError),
 }
 
+impl ReadError {
+    /// The problem this makes of the record being read (`column` names
+    /// it: `header` or `row`), or the I/O error that ends the file.
+    fn into_problem(self, column: &str) -> Result<RowProblem, std::io::Error> {
+        match self {
+            ReadError::Io(err) => Err(err),
+            ReadError::File(message) => Ok(RowProblem::malformed(1, "file", message)),
+            ReadError::Syntax(err) => Ok(RowProblem::malformed(err.line, column, err.message)),
+        }
+    }
+}
+
 /// One raw record: fields as bytes, untrimmed, and the line it starts on.
 #[derive(Debug, Default, Clone)]
 pub struct RawRecord {
@@ -566,18 +578,11 @@ impl<R: Read> TableReader<R> {
                 Ok(Some(record)) if is_blank(record) => continue,
                 Ok(Some(_)) => break,
                 Ok(None) => return Ok(None),
-                Err(ReadError::Io(err)) => return Err(RowRead::Io(err)),
-                Err(ReadError::File(message)) => {
-                    return Err(RowRead::Problems(vec![RowProblem::malformed(
-                        1, "file", message,
-                    )]))
-                }
-                Err(ReadError::Syntax(err)) => {
-                    return Err(RowRead::Problems(vec![RowProblem::malformed(
-                        err.line,
-                        "row",
-                        err.message,
-                    )]))
+                Err(err) => {
+                    return Err(match err.into_problem("row") {
+                        Ok(problem) => RowRead::Problems(vec![problem]),
+                        Err(err) => RowRead::Io(err),
+                    })
                 }
             }
         }
@@ -746,18 +751,11 @@ fn header_record<R: Read>(csv: &mut CsvReader<R>) -> Result<RawRecord, HeaderErr
                     "the file is empty: it needs at least a header row",
                 )]))
             }
-            Err(ReadError::Io(err)) => return Err(HeaderError::Io(err)),
-            Err(ReadError::File(message)) => {
-                return Err(HeaderError::Problems(vec![RowProblem::malformed(
-                    1, "file", message,
-                )]))
-            }
-            Err(ReadError::Syntax(err)) => {
-                return Err(HeaderError::Problems(vec![RowProblem::malformed(
-                    err.line,
-                    "header",
-                    err.message,
-                )]))
+            Err(err) => {
+                return Err(match err.into_problem("header") {
+                    Ok(problem) => HeaderError::Problems(vec![problem]),
+                    Err(err) => HeaderError::Io(err),
+                })
             }
         }
     }
