@@ -617,7 +617,10 @@ impl Producer<'_> {
         let mut returns_count = 0usize;
         let mut pass = Pass::reopen(path, self.label, self.progress)?;
         while let Some((_, read)) = pass.next()? {
-            let Some(row) = read.as_ref().ok().and_then(|raw| self.parse(raw)) else {
+            let Ok(raw) = read else {
+                return Ok(None);
+            };
+            let Some(row) = self.parse(&raw) else {
                 return Ok(None);
             };
             summary.rows += 1;
@@ -627,8 +630,7 @@ impl Producer<'_> {
                     if returns_count > RETURNS_HELD_MAX {
                         return Ok(None);
                     }
-                    let raw = read.as_ref().expect("parsed above");
-                    if kept.as_mut().is_some_and(|kept| !kept.keep(raw)) {
+                    if kept.as_mut().is_some_and(|kept| !kept.keep(&raw)) {
                         kept = None; // too many: pass 2 reads the file again
                     }
                 }
@@ -733,11 +735,10 @@ impl Producer<'_> {
         };
         let mut returned_here: HashMap<&str, i64> = HashMap::default();
         for mut row in returns {
-            let reverses = row.reverses.clone().expect("a return names its sale");
-            let Some((Some(sale), returned_before)) = named.get(&reverses) else {
+            let reverses = row.reverses.as_deref().expect("a return names its sale");
+            let Some((name, (Some(sale), returned_before))) = named.get_key_value(reverses) else {
                 return Ok(false);
             };
-            let (name, _) = named.get_key_value(&reverses).expect("just found");
             let already = returned_before + returned_here.get(name.as_str()).copied().unwrap_or(0);
             let refusals =
                 rules::judge_return(facts, self.settings, &row, Some(sale), already, false)?;

@@ -44,35 +44,27 @@ pub async fn check(State(state): Shared, headers: HeaderMap, bytes: Bytes) -> Re
         Denied, PostRefused))]
 /// `reserve`: a hold, durable before the answer.
 pub async fn reserve(State(state): Shared, headers: HeaderMap, uri: Uri, bytes: Bytes) -> Response {
-    let sha = crate::service::request_sha256("POST", &uri, &bytes);
-    let trust = state.trust_client_as_of;
-    crate::service::write(state, &headers, sha, Permission::Desk, move || {
-        let b: ReserveBody = body(&bytes)?;
-        let as_of = crate::service::as_of(trust, b.as_of.as_deref())?;
-        Ok(Prepared {
-            as_of,
-            alone: false,
-            work: Box::new(move |ledger, as_of| {
-                let answer = (|| {
-                    let order = commands::parse_order_ref(&b.order)?;
-                    let request = commands::parse_request(
-                        &b.chip,
-                        &b.market,
-                        &b.units.to_string(),
-                        &b.date,
-                        b.customer.as_deref(),
-                        b.lot.as_deref(),
-                    )?;
-                    let ttl = b.ttl_days.unwrap_or(crate::desk::TTL_DAYS_DEFAULT);
-                    crate::desk::reserve(ledger, &order, &request, ttl, as_of)
-                })();
-                match answer {
-                    Ok(answer) => Reply::of_code(u8::from(!answer.allowed), &answer.to_json()),
-                    Err(err) => failed(err),
-                }
-            }),
-        })
-    })
+    json_write::<ReserveBody>(
+        state,
+        headers,
+        uri,
+        bytes,
+        Permission::Desk,
+        |ledger, b, as_of| {
+            let order = commands::parse_order_ref(&b.order)?;
+            let request = commands::parse_request(
+                &b.chip,
+                &b.market,
+                &b.units.to_string(),
+                &b.date,
+                b.customer.as_deref(),
+                b.lot.as_deref(),
+            )?;
+            let ttl = b.ttl_days.unwrap_or(crate::desk::TTL_DAYS_DEFAULT);
+            let answer = crate::desk::reserve(ledger, &order, &request, ttl, as_of)?;
+            Ok((u8::from(!answer.allowed), answer.to_json()))
+        },
+    )
     .await
 }
 
